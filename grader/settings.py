@@ -1,0 +1,147 @@
+"""Settings: every default lives here once; env vars (GRADER_*) and a TOML file override them."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
+
+
+def _user_data_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "grader"
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("GRADER_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "grader" / "config.toml"
+
+
+def find_course_dir(start: Path | None = None) -> Path:
+    """Locate the folder holding exercises/, rubrics/ and reference_solutions/.
+
+    Search order: the working directory and its parents (an instructor's course checkout),
+    then the source tree this package was installed from (editable installs), then the copy
+    bundled inside the wheel.
+    """
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "exercises").is_dir() and (candidate / "rubrics").is_dir():
+            return candidate
+    for candidate in (PACKAGE_DIR.parent, PACKAGE_DIR / "_course"):
+        if (candidate / "exercises").is_dir():
+            return candidate
+    return here
+
+
+class Settings(BaseSettings):
+    """Where grader keeps its state and how it runs jobs."""
+
+    model_config = SettingsConfigDict(env_prefix="GRADER_", extra="forbid")
+
+    home: Path = Field(
+        default_factory=_user_data_home,
+        description="State folder: database, stored submissions, run directories, prepared inputs.",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Folder with full datasets (mnist.npz, fashion_mnist.npz, sign_mnist.npz); "
+        "default HOME/datasets.",
+    )
+    course_dir: Path | None = Field(
+        default=None,
+        description="Folder with exercises/, rubrics/ and reference_solutions/; default: found "
+        "from the working directory, else the installed package's course.",
+    )
+    db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the database; default sqlite:///HOME/grader.db."
+    )
+    backend: Literal["local", "slurm"] = Field(
+        default="local", description="Where jobs run: 'local' processes or 'slurm' batch jobs."
+    )
+    local_max_jobs: int = Field(
+        default=1, ge=1, le=64, description="Jobs the local worker runs at once (1 suits 2 cores)."
+    )
+    isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        default="auto",
+        description="Namespace isolation for jobs: auto picks bwrap, then unshare, else none.",
+    )
+    instructors: list[str] = Field(
+        default_factory=list,
+        description="User names allowed to submit for others, see private scores and override quotas.",
+    )
+    quota_per_window: int | None = Field(
+        default=None, ge=1, description="Submissions per participant and exercise per window; none = unlimited."
+    )
+    quota_window_hours: float = Field(
+        default=24.0, gt=0, description="Length of the rolling quota window in hours."
+    )
+    slurm_driver: Literal["auto", "pyslurm", "cli"] = Field(
+        default="auto", description="How to talk to Slurm: pyslurm if importable and matching, else CLI tools."
+    )
+    slurm_partition: str | None = Field(default=None, description="Slurm partition for grading jobs.")
+    slurm_account: str | None = Field(default=None, description="Slurm account to charge.")
+    slurm_qos: str | None = Field(default=None, description="Slurm QOS.")
+    slurm_reservation: str | None = Field(default=None, description="Slurm reservation (workshop day).")
+    slurm_gpus: int = Field(default=1, ge=0, description="GPUs per grading job (gres gpu:N); 0 for CPU-only.")
+    slurm_cpus: int = Field(default=2, ge=1, description="CPUs per grading job.")
+    slurm_modules: list[str] = Field(
+        default_factory=list, description="`module load` lines run before the job (site software stacks)."
+    )
+    slurm_container: str | None = Field(
+        default=None, description="Apptainer/Singularity image to wrap the job in (NGC TensorFlow)."
+    )
+    slurm_python: str | None = Field(
+        default=None, description="Python interpreter on compute nodes; default: the coordinator's."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def resolved_course_dir(self) -> Path:
+        return (self.course_dir or find_course_dir()).resolve()
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return (self.data_dir or self.home / "datasets").expanduser().resolve()
+
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home.expanduser().resolve() / 'grader.db'}"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "runs"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "inputs"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "submissions"

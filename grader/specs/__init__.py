@@ -1,0 +1,1 @@
+"""Declarative specs (exercise and rubric files), validated by pydantic."""
