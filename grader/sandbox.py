@@ -237,6 +237,8 @@ def _set_subreaper() -> bool:
 
 def _limits(policy: Policy) -> None:
     """Runs in the child between fork and exec."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the supervisor
     mb = 1024 * 1024
     for res, value in ((resource.RLIMIT_CPU, policy.cpu_seconds),
                        (resource.RLIMIT_AS, policy.memory_mb * 4 * mb),

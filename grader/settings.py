@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     db_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the database; default sqlite:///HOME/grader.db."
     )
+    profile: str = Field(
+        default="smoke",
+        description="Profile used when a command does not say: 'smoke' (bundled sample, runs anywhere) or 'full'.",
+    )
     backend: Literal["local", "slurm"] = Field(
         default="local", description="Where jobs run: 'local' processes or 'slurm' batch jobs."
     )

@@ -142,6 +142,7 @@ class ExerciseSpec(_Strict):
         return self.profiles[name]
 
     def spec_hash(self) -> str:
-        """Stable digest of the spec's content: part of every result's cache key."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Digest of everything that affects a result (not title/description): part of the cache key."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"title", "description"}), sort_keys=True,
+                          separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

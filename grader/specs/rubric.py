@@ -6,7 +6,8 @@ hard-codes an accuracy that would be wrong for another profile or seed.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import string
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,12 +16,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Every field a feedback template may cite, with a sample value used to check format specs at load.
+TEMPLATE_FIELDS: dict[str, Any] = {
+    "accuracy": 0.9, "baseline": 0.88, "best_reference": 0.92, "best_reference_name": "ref", "reference": 0.91,
+    "reference_name": "ref", "delta_baseline": 0.02, "delta_reference": -0.02, "gap": 0.03, "max_gap": 0.05,
+    "train_accuracy": 0.93, "params": 1000, "baseline_params": 900, "max_params": 2000, "fit_seconds": 10.0,
+    "baseline_fit_seconds": 9.0, "ratio": 1.1, "margin": 0.01, "points": 1.0, "max_points": 2.0,
+}
+
+
 class Feedback(_Strict):
-    """Templates formatted with the measured numbers (see docs/rubrics.md for the fields)."""
+    """Templates formatted with the measured numbers, e.g. "{accuracy:.1%} vs {baseline:.1%}"."""
 
     full: str = Field(description="Shown when the criterion earns all its points.")
     partial: str = Field(default="", description="Shown for partial credit (falls back to `fail`).")
     fail: str = Field(description="Shown when the criterion earns nothing.")
+
+    @model_validator(mode="after")
+    def _fields_known(self) -> Feedback:
+        for which in ("full", "partial", "fail"):
+            try:
+                parsed = list(string.Formatter().parse(getattr(self, which)))
+            except ValueError as exc:
+                raise ValueError(f"{which}: {exc}") from None
+            for _, name, spec, _ in parsed:
+                if name is None:
+                    continue
+                if name not in TEMPLATE_FIELDS:
+                    raise ValueError(f"{which}: unknown field {{{name}}}; known: {', '.join(TEMPLATE_FIELDS)}")
+                try:
+                    format(TEMPLATE_FIELDS[name], spec or "")
+                except ValueError as exc:
+                    raise ValueError(f"{which}: {{{name}:{spec}}}: {exc}") from None
+        return self
 
 
 class _Criterion(_Strict):
