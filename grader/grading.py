@@ -198,14 +198,14 @@ def diagnose(result: JobResult, metrics: Metrics, spec: ExerciseSpec, refs: Refe
     """Advice pointing at the course's concepts, each citing the measured numbers."""
     tips: list[str] = []
     train, gap = metrics.train_accuracy, metrics.generalization_gap
-    if train is not None and gap is not None and gap > 0.05:
+    if train is not None and train < 0.8:
+        tips.append(f"Underfitting: training accuracy is only {train:.1%}. Add capacity (more filters or units), "
+                    "train more epochs, or revisit the learning rate.")
+    elif train is not None and gap is not None and gap > 0.05:
         aug = " or data augmentation (small rotations, zoom and shifts; no flips)" if spec.name == "asl" else \
             " or data augmentation"
         tips.append(f"Overfitting: training accuracy {train:.1%} vs held-out {metrics.public_accuracy:.1%} "
                     f"(gap {gap:.1%}). Try dropout{aug}, or fewer parameters.")
-    if train is not None and train < 0.8:
-        tips.append(f"Underfitting: training accuracy is only {train:.1%}. Add capacity (more filters or units), "
-                    "train more epochs, or revisit the learning rate.")
     losses = [h.loss for h in result.history if h.loss is not None]
     if len(losses) >= 2 and losses[-1] >= losses[0]:
         tips.append(f"The training loss did not decrease ({losses[0]:.3f} → {losses[-1]:.3f}): the learning rate is "

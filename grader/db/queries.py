@@ -75,7 +75,7 @@ def reference_rows(session: Session, exercise: str, profile: str, seed: int, spe
         select(Submission, Result).join(Result, Result.submission_id == Submission.id)
         .where(Submission.id.in_(select(latest.c.sid)))
     ).all()
-    return [BoardRow(participant=f"[{s.reference_name}]", submission_id=s.id, reference_name=s.reference_name,
+    return [BoardRow(participant=f"{s.reference_name} (reference)", submission_id=s.id, reference_name=s.reference_name,
                      public_accuracy=r.public_accuracy, private_accuracy=r.private_accuracy, score=r.score,
                      max_score=r.max_score, params=r.params, epochs=r.epochs, fit_seconds=r.fit_seconds,
                      n_submissions=1, last_submitted=s.created_at) for s, r in rows]

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer): parses, calls the service layer, renders with rich."""

@@ -1,0 +1,422 @@
+"""Helpers for nbgrader autograder cells: fast structure checks, grading through the sandboxed job, gradebook import."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import io
+import math
+import os
+import sqlite3
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from grader.errors import GraderError, NotFoundError, SubmissionError
+from grader.results import ErrorKind, Outcome
+from grader.settings import Settings
+from grader.specs.catalog import ExerciseCatalog
+from grader.submission import cells_to_module, check_source
+
+if TYPE_CHECKING:
+    from grader.service.grade import GradeReport
+    from grader.specs.exercise import ExerciseSpec
+
+DEFAULT_PROFILE = "notebook"
+
+# Partial credit relative to the baseline, as (minimum relative accuracy, share of the cell's points).
+# Relative accuracy is 0 at chance level and 1 at the baseline's accuracy under the same profile and
+# seed, so the tiers mean the same on every exercise (10 or 24 classes) and every profile.
+DEFAULT_TIERS: tuple[tuple[float, float], ...] = ((0.95, 1.0), (0.8, 0.75), (0.6, 0.5), (0.3, 0.25))
+
+# What to tell a participant whose model lacks a layer kind the exercise asks for (COURSE.md's lessons).
+LAYER_ADVICE = {
+    "Conv2D": "add a convolution on the 28x28x1 image, e.g. layers.Conv2D(32, (3, 3), activation='relu'): "
+              "convolutions look at neighbouring pixels together and help a lot on images",
+    "MaxPooling2D": "add layers.MaxPooling2D((2, 2)) after a convolution: it halves the feature maps and "
+                    "shrinks the Dense layer after Flatten",
+    "Flatten": "add layers.Flatten() between the convolutions and the Dense layers",
+    "Dropout": "add layers.Dropout(0.25) after pooling and/or layers.Dropout(0.5) after the large Dense "
+               "layer: dropout helps a large CNN generalize",
+    "BatchNormalization": "add layers.BatchNormalization() after a convolution or a Dense layer",
+    "Dense": "add layers.Dense(...) layers before the output",
+}
+
+# Reports of this kernel, keyed by (submission hash, exercise, profile, seed, grader home): the visible
+# check and the hidden partial-credit line in one test cell must not train the same model twice.
+_REPORTS: dict[tuple[str, str, str, int | None, str], GradeReport] = {}
+
+
+class NotebookScore(BaseModel):
+    """One notebook's total from nbgrader's gradebook, ready to store beside grader's own results."""
+
+    student: str = Field(description="nbgrader student id.")
+    assignment: str = Field(description="nbgrader assignment name (the folder under source/).")
+    notebook: str = Field(description="Notebook name without .ipynb.")
+    score: float = Field(description="Points nbgrader awarded (auto and manual grades).")
+    max_score: float = Field(description="Points available in this notebook.")
+    timestamp: datetime | None = Field(description="Submission time (UTC) from nbgrader's timestamp.txt, if any.")
+
+
+# --- the participant's code -------------------------------------------------------------------
+
+def _imports_grader(cell: str) -> bool:
+    """Autograder cells import grader; they are the instructor's code, not the participant's."""
+    try:
+        tree = ast.parse(cell)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "grader" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "grader":
+            return True
+    return False
+
+
+def _kernel_cells() -> list[str]:
+    """The cells this kernel has run, in execution order (IPython's `In`), so a redefinition wins."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    history = shell.user_ns.get("In") if shell is not None else None
+    if not isinstance(history, list):
+        raise SubmissionError("grader.notebook reads the cells you ran from IPython's history, and there is none "
+                              "here", hint="run it in a Jupyter notebook, or pass source=")
+    return [cell for cell in history if isinstance(cell, str)]
+
+
+def participant_source(cells: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """Turn executed cells into the module grader grades, exactly as `grader submit x.ipynb` would.
+
+    Nothing is imported from the notebook file: the file on disk may be stale or unsaved, while `In`
+    holds what the kernel really ran. Cells that import grader (the autograder's) are left out, and
+    the AST filter keeps only imports, definitions and literal settings, so no training happens here.
+
+    Returns:
+        The module source and warnings about cells that could not be parsed.
+    """
+    kept = [cell for cell in (_kernel_cells() if cells is None else cells) if not _imports_grader(cell)]
+    return cells_to_module(kept)
+
+
+# --- structure checks, in the participant's kernel --------------------------------------------
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[list[str]]:
+    """Keep stderr empty while Keras runs here: nbgrader gives 0 points to a cell with any stderr.
+
+    TensorFlow's C++ logs go to file descriptor 2 and are dropped; Python warnings (for example
+    Keras's advice against `input_shape=` on a layer) are collected and returned for stdout.
+    """
+    notes: list[str] = []
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved_stream, captured = sys.stderr, io.StringIO()
+    try:
+        os.dup2(devnull, 2)
+        sys.stderr = captured
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            try:
+                yield notes
+            finally:
+                notes.extend(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records))
+    finally:
+        sys.stderr = saved_stream
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        os.close(devnull)
+        notes.extend(line for line in captured.getvalue().splitlines() if line.strip())
+
+
+def _layer_kinds(model: Any) -> list[set[str]]:
+    """Class names (with base classes, so subclasses count) of every layer, nested models included."""
+    kinds: list[set[str]] = []
+    for layer in getattr(model, "layers", []):
+        kinds.append({cls.__name__ for cls in type(layer).__mro__})
+        if getattr(layer, "layers", None):
+            kinds.extend(_layer_kinds(layer))
+    return kinds
+
+
+def _spec(exercise: str, settings: Settings) -> ExerciseSpec:
+    try:
+        return ExerciseCatalog(settings.resolved_course_dir).get(exercise)
+    except GraderError as exc:
+        raise AssertionError(f"grader cannot load exercise {exercise!r}: {exc}") from None
+
+
+def check_structure(build_model: Callable[..., Any], *, exercise: str, require: Sequence[str] = (),
+                    max_params: int | None = None, settings: Settings | None = None) -> None:
+    """Build the model here, without training, and check what the exercise asks for.
+
+    Fast feedback before the slow check: input shape, number of outputs, parameter budget (default:
+    the exercise's limit) and the layer kinds named in `require` (Keras class names; subclasses count).
+    Every problem found is reported at once. Nothing is written to stderr, so log lines cannot zero
+    the cell.
+
+    Raises:
+        AssertionError: with one line of advice per problem.
+    """
+    settings = settings or Settings()
+    spec = _spec(exercise, settings)
+    offered = {"input_shape": tuple(spec.input_shape), "num_classes": spec.labels.num_outputs}
+    try:
+        params = inspect.signature(build_model).parameters
+    except (TypeError, ValueError):
+        raise AssertionError("build_model is not a function: define `def build_model(input_shape, num_classes):`") from None
+    unknown = [n for n, p in params.items() if n not in offered and p.default is inspect.Parameter.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if unknown:
+        raise AssertionError(f"build_model has parameters {unknown} that grader cannot fill: "
+                             "it may take only `input_shape` and/or `num_classes`")
+    with _quiet() as notes:
+        import keras
+
+        try:
+            model = build_model(**{k: v for k, v in offered.items() if k in params})
+        except NotImplementedError:
+            raise AssertionError("build_model is not written yet: replace `raise NotImplementedError()` "
+                                 "with your model") from None
+        except Exception as exc:
+            raise AssertionError(f"build_model() raised {type(exc).__name__}: {str(exc)[:600]}") from None
+        if not isinstance(model, keras.Model):
+            raise AssertionError(f"build_model() returned {type(model).__name__}; it must return the keras.Model "
+                                 "(add `return model` at the end)")
+        problems = _problems(model, spec, require, spec.limits.max_params if max_params is None else max_params)
+        count = int(model.count_params()) if not problems else 0
+        layer_names = [type(layer).__name__ for layer in model.layers]
+    for note in notes:
+        print(f"note: {note}")
+    if problems:
+        raise AssertionError("\n".join(f"- {p}" for p in problems))
+    print(f"Structure OK: {count:,} parameters; layers: {', '.join(layer_names)}")
+
+
+def _problems(model: Any, spec: ExerciseSpec, require: Sequence[str], max_params: int) -> list[str]:
+    problems: list[str] = []
+    h, w, c = spec.input_shape
+    accepted_inputs = {(h, w, c): "image", (h * w * c,): "flat", **({(h, w): "image2d"} if c == 1 else {})}
+    try:
+        shapes = [tuple(t.shape)[1:] for t in model.inputs]
+    except (AttributeError, TypeError, ValueError):
+        shapes = []
+    if not shapes:
+        problems.append(f"the model has no defined input: start it with keras.Input(shape=input_shape) for a CNN "
+                        f"(or shape=({h * w * c},) for a dense network)")
+        return problems  # without an input there is no output shape or parameter count to check
+    if len(shapes) != 1 or shapes[0] not in accepted_inputs:
+        problems.append(f"the model's input shape is {shapes[0] if len(shapes) == 1 else shapes}; the images are "
+                        f"{(h, w, c)}: use keras.Input(shape=input_shape), or shape=({h * w * c},) for a dense network")
+    units = {int(o.shape[-1]) if o.shape[-1] is not None else -1 for o in model.outputs}
+    accepted_units = spec.labels.accepted_output_units()
+    if len(model.outputs) != 1 or not units <= set(accepted_units):
+        problems.append(f"the last layer has {', '.join(map(str, sorted(units)))} outputs; this exercise has "
+                        f"{spec.labels.num_outputs} labels: end with layers.Dense(num_classes, activation='softmax')")
+    count = int(model.count_params())
+    if count > max_params:
+        problems.append(f"the model has {count:,} parameters; the budget is {max_params:,}: use fewer or narrower "
+                        "Dense layers, or a MaxPooling2D before Flatten")
+    kinds = _layer_kinds(model)
+    have = ", ".join(type(layer).__name__ for layer in model.layers) or "none"
+    for kind in require:
+        if not any(kind in k for k in kinds):
+            advice = LAYER_ADVICE.get(kind, f"add a {kind} layer")
+            problems.append(f"the exercise asks for a {kind} layer and your model has {have}: {advice}")
+    return problems
+
+
+# --- grading through the sandboxed job --------------------------------------------------------
+
+def _grade(source: str, sha256: str, *, exercise: str, profile: str, seed: int | None,
+           settings: Settings) -> GradeReport:
+    key = (sha256, exercise, profile, seed, str(settings.home))
+    if key not in _REPORTS:
+        try:
+            from grader.service.grade import grade_source
+        except ImportError:  # TEMPORARY until grade_source lands
+            from grader._nb_fallback import grade_source  # type: ignore[no-redef]
+
+        _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, settings=settings, seed=seed)
+    return _REPORTS[key]
+
+
+def _report(*, exercise: str, profile: str, seed: int | None, source: str | None,
+            settings: Settings | None) -> tuple[GradeReport, ExerciseSpec, list[str]]:
+    """Extract, check statically, grade in the sandbox; raise AssertionError with advice on failure."""
+    settings = settings or Settings()
+    spec = _spec(exercise, settings)
+    try:
+        spec.profile(profile)
+        notes: list[str] = []
+        if source is None:
+            source, notes = participant_source()
+        info = check_source(source, "your notebook", spec, kind="ipynb")
+    except GraderError as exc:
+        raise AssertionError(str(exc)) from None
+    report = _grade(source, info.sha256, exercise=exercise, profile=profile, seed=seed, settings=settings)
+    result = report.result
+    if result.outcome is not Outcome.OK:
+        lines = [f"grader could not train and score your model: {result.message or result.outcome.value}"]
+        if result.error_kind is ErrorKind.TIMEOUT:
+            lines.append(f"the notebook check allows {spec.profile(profile).max_wall_seconds or spec.limits.max_wall_seconds}"
+                         " s: a smaller model or a larger batch size trains faster")
+        if result.error_kind in (ErrorKind.IMPORT_ERROR, ErrorKind.BUILD_ERROR):
+            lines.append("grader keeps only your imports, functions, classes and literal settings (numbers, "
+                         "strings, lists, dicts): build_model must not use variables computed in other cells")
+        raise AssertionError("\n".join(lines + notes))
+    return report, spec, notes
+
+
+def _accuracy(report: GradeReport) -> float:
+    assert report.metrics is not None  # an OK outcome always carries metrics (ingest recomputes them)
+    return report.metrics.accuracy
+
+
+def check(*, exercise: str, profile: str = DEFAULT_PROFILE, min_accuracy: float | None = None,
+          min_score: float | None = None, seed: int | None = None, source: str | None = None,
+          settings: Settings | None = None) -> GradeReport:
+    """Train and score the participant's model through grader's own job, then print the feedback.
+
+    The model is taken from the cells this kernel ran, graded in a sandboxed subprocess under the
+    exercise's seed (TensorFlow's output never reaches this cell), and scored on the trusted side,
+    exactly as `grader submit` would. The report is cached per kernel, so `score()` after `check()`
+    in the same cell does not train again.
+
+    Args:
+        min_accuracy: fail below this held-out accuracy (0..1).
+        min_score: fail below this many rubric points.
+        source: module source to grade instead of the kernel's history (for tests and scripts).
+
+    Raises:
+        AssertionError: the model could not be graded, or missed a threshold; the message says what to change.
+    """
+    report, _, notes = _report(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
+    accuracy = _accuracy(report)
+    baseline = "" if report.baseline_accuracy is None else f" (baseline {report.baseline_accuracy:.1%})"
+    print(f"grader: {exercise}, profile {profile}: held-out accuracy {accuracy:.1%}{baseline}, "
+          f"{report.result.params or 0:,} parameters, {report.result.epochs} epochs; "
+          f"rubric {report.score:g}/{report.max_score:g}")
+    for line in [*report.feedback, *notes]:
+        print(f"  {line}")
+    if min_accuracy is not None and accuracy < min_accuracy:
+        raise AssertionError(f"held-out accuracy {accuracy:.1%} is below the required {min_accuracy:.1%}: "
+                             + _advice(report))
+    if min_score is not None and report.score < min_score:
+        raise AssertionError(f"the rubric gives {report.score:g} of {report.max_score:g} points; at least "
+                             f"{min_score:g} are required:\n" + "\n".join(f"- {f}" for f in report.feedback))
+    return report
+
+
+def _advice(report: GradeReport) -> str:
+    """One concrete next step, chosen from what was measured (the course's concepts)."""
+    metrics = report.metrics
+    if metrics is not None and metrics.generalization_gap is not None and metrics.generalization_gap > 0.15:
+        return (f"training accuracy {metrics.train_accuracy:.1%} is far above held-out {metrics.accuracy:.1%}: the "
+                "model overfits; add Dropout or use fewer parameters")
+    if metrics is not None and metrics.train_accuracy is not None and metrics.train_accuracy < 0.5:
+        return ("the model does not even fit its training images: check the learning rate (too high or too low), "
+                "the last layer's softmax, and try convolutions")
+    return "try convolutions (Conv2D + MaxPooling2D), a tuned learning rate, or more filters"
+
+
+def relative_accuracy(accuracy: float, baseline: float, num_classes: int) -> float:
+    """0 at chance level, 1 at the baseline: a scale on which tiers mean the same for every exercise."""
+    chance = 1.0 / num_classes
+    if baseline <= chance:
+        return math.inf if accuracy > chance else 0.0
+    return (accuracy - chance) / (baseline - chance)
+
+
+def score(*, exercise: str, points: float, profile: str = DEFAULT_PROFILE,
+          tiers: Sequence[tuple[float, float]] = DEFAULT_TIERS, seed: int | None = None,
+          source: str | None = None, settings: Settings | None = None) -> float:
+    """Partial credit for an nbgrader test cell: make it the cell's last expression.
+
+    nbgrader reads a number printed as a cell's result as the points earned, so this returns
+    `points` times the share of the first tier the model reaches on `relative_accuracy` against the
+    baseline (measured by grader under the same profile and seed). `points` must equal the cell's
+    points in nbgrader, since a larger number is an error there. Without a measured baseline the
+    rubric's fraction is used.
+
+    Raises:
+        AssertionError: the model could not be graded (the cell then earns 0, with the reason).
+    """
+    report, spec, _ = _report(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
+    accuracy = _accuracy(report)
+    if report.baseline_accuracy is None:
+        share = report.score / report.max_score if report.max_score else 0.0
+        basis = f"rubric {report.score:g}/{report.max_score:g} (no baseline measured for profile {profile})"
+    else:
+        rel = relative_accuracy(accuracy, report.baseline_accuracy, spec.num_classes)
+        share = next((s for minimum, s in sorted(tiers, reverse=True) if rel >= minimum), 0.0)
+        basis = (f"held-out accuracy {accuracy:.1%} vs the baseline's {report.baseline_accuracy:.1%} "
+                 f"(chance {1 / spec.num_classes:.1%})")
+    earned = round(points * share, 3)
+    print(f"{earned:g} of {points:g} points: {basis}")
+    if share < 1.0:
+        print(f"  next step: {_advice(report)}")
+    return earned
+
+
+# --- nbgrader's gradebook ---------------------------------------------------------------------
+
+def import_gradebook(gradebook_path: Path, *, settings: Settings) -> list[NotebookScore]:
+    """Read every submitted notebook's score from nbgrader's gradebook.db.
+
+    The gradebook is read from a consistent snapshot (SQLite's backup API), because nbgrader's
+    `Gradebook` creates tables and rows when it opens a database and an autograde may be writing
+    at the same moment: the instructor's file is never modified or locked for long.
+
+    Args:
+        settings: the caller's settings; snapshots are taken under its home folder.
+
+    Raises:
+        NotFoundError: no gradebook at that path.
+        GraderError: nbgrader is not installed, or the file is not an nbgrader gradebook.
+    """
+    path = Path(gradebook_path).expanduser().resolve()
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no nbgrader gradebook here",
+                            hint="`nbgrader autograde` writes gradebook.db in the course folder")
+    try:
+        from nbgrader.api import Gradebook
+    except ImportError:
+        raise GraderError("nbgrader is not installed", hint="pip install 'grader[notebook]'") from None
+    home = settings.home.expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home, prefix=".gradebook-") as tmp:
+        snapshot = Path(tmp) / "gradebook.db"
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as src, \
+                    contextlib.closing(sqlite3.connect(snapshot)) as dst:
+                src.backup(dst)
+        except sqlite3.DatabaseError as exc:
+            raise GraderError(f"{path}: not a readable SQLite database ({exc})") from None
+        rows: list[NotebookScore] = []
+        try:
+            with Gradebook(f"sqlite:///{snapshot}", course_id="") as gb:
+                for assignment in gb.assignments:
+                    for submission in gb.assignment_submissions(assignment.name):
+                        stamp = submission.timestamp
+                        if stamp is not None and stamp.tzinfo is None:
+                            stamp = stamp.replace(tzinfo=UTC)  # nbgrader stores naive UTC
+                        rows.extend(NotebookScore(student=submission.student.id, assignment=assignment.name,
+                                                  notebook=nb.name, score=float(nb.score),
+                                                  max_score=float(nb.max_score), timestamp=stamp)
+                                    for nb in submission.notebooks)
+        except Exception as exc:  # SQLAlchemy errors: a SQLite file that is not a gradebook
+            raise GraderError(f"{path}: cannot read it as an nbgrader gradebook ({type(exc).__name__}: {exc})") from None
+    return sorted(rows, key=lambda r: (r.assignment, r.student, r.notebook))

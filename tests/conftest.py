@@ -1,0 +1,69 @@
+"""Shared pytest options and fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+# ---------------------------------------------------------------------------------------------
+# Golden files (added with the Slurm builders; usable by any golden test, e.g. sandbox commands).
+# `pytest --update-goldens` rewrites tests/goldens/ from the current output instead of comparing.
+# ---------------------------------------------------------------------------------------------
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/goldens/ from the current output instead of comparing",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """`golden("slurm/x.sh", text)`: compare text with tests/goldens/slurm/x.sh (or rewrite it)."""
+    update = bool(request.config.getoption("--update-goldens"))
+
+    def check(name: str, actual: str) -> None:
+        path = GOLDENS / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+            return
+        if not path.exists():
+            pytest.fail(f"golden file {path} is missing; create it with: pytest {request.node.nodeid} --update-goldens")
+        expected = path.read_text(encoding="utf-8")
+        assert actual == expected, (
+            f"output differs from golden file {path}; if the change is intended, run "
+            f"`pytest {request.node.nodeid} --update-goldens` and commit the new file"
+        )
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------
+# grader state: every test gets its own GRADER_HOME (database, runs, queue) under tmp_path.
+# ---------------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def grader_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolated state folder; the course (exercises/, rubrics/) is the repository's own."""
+    home = tmp_path / "grader-home"
+    monkeypatch.setenv("GRADER_HOME", str(home))
+    monkeypatch.setenv("GRADER_COURSE_DIR", str(REPO))
+    monkeypatch.setenv("GRADER_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("COLUMNS", "200")
+    return home
+
+
+@pytest.fixture
+def settings(grader_home: Path):  # noqa: ANN201 - grader.settings.Settings
+    from grader.settings import Settings
+
+    return Settings()
