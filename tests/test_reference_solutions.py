@@ -197,7 +197,8 @@ def test_augment_keeps_shape_and_label_and_never_flips(keras, exercise, path):
         assert out.shape == (28, 28, 1)
         assert out.dtype == np.float32
         assert int(label) == 3
-        assert out[:, :14].mean() > 0.3 > 0.1 > out[:, 14:].mean(), "image looks mirrored"
+        assert out[:, :14].mean() > 0.3, "image looks mirrored"
+        assert out[:, 14:].mean() < 0.1, "image looks mirrored"
     # And it runs where the grader runs it: mapped over a tf.data pipeline of single images.
     ds = tf.data.Dataset.from_tensor_slices((np.stack([image] * 4), np.arange(4))).map(module.augment).batch(4)
     images, labels = next(iter(ds))

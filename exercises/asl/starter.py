@@ -1,6 +1,9 @@
 """ASL alphabet (Sign-Language MNIST): starter submission.
 
-Submit with `grader submit --exercise asl starter.py` (or whatever you named this file).
+`grader init` writes this file as asl_model.py by default. Try it on this machine with
+    grader run asl_model.py --exercise asl
+and hand it in with
+    grader submit asl_model.py --exercise asl --wait
 
 The contract, in short:
   * define `build_model()`; if it has parameters named `input_shape` and/or `num_classes`,

@@ -1,6 +1,9 @@
 """Fashion-MNIST clothing: starter submission.
 
-Submit with `grader submit --exercise fashion_mnist starter.py` (or whatever you named this file).
+`grader init` writes this file as fashion_mnist_model.py by default. Try it on this machine with
+    grader run fashion_mnist_model.py --exercise fashion_mnist
+and hand it in with
+    grader submit fashion_mnist_model.py --exercise fashion_mnist --wait
 
 The contract, in short:
   * define `build_model()`; if it has parameters named `input_shape` and/or `num_classes`,

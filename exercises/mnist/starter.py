@@ -1,6 +1,9 @@
 """MNIST handwritten digits: starter submission.
 
-Submit with `grader submit --exercise mnist starter.py` (or whatever you named this file).
+`grader init` writes this file as mnist_model.py by default. Try it on this machine with
+    grader run mnist_model.py --exercise mnist
+and hand it in with
+    grader submit mnist_model.py --exercise mnist --wait
 
 The contract, in short:
   * define `build_model()`; if it has parameters named `input_shape` and/or `num_classes`,

@@ -1,10 +1,10 @@
 """ASL baseline: the course's first model, a dense network on flattened pixels (677,401 parameters).
 
-Dense 512 relu, Dense 512 relu, Dense 25 softmax on the 784 flattened pixels (25 output units
-= the raw labels 0-24, with 9 for J unused), Adam, batch 32, 20 epochs. Training accuracy
-climbs to nearly 100% while accuracy on the test signers lags far behind: the network
-memorises pixel positions of the training photos instead of learning hand shapes. It is kept
-as the baseline precisely because it shows overfitting, which the CNN and augmentation fix.
+Dense 512 relu, Dense 512 relu, Dense 25 softmax on the 784 flattened pixels (25 output units =
+the raw labels 0-24, with 9 for J unused), Adam, batch 32, 20 epochs. Training accuracy climbs
+to nearly 100% while accuracy on the test signers lags far behind: the network memorises pixel
+positions of the training photos instead of learning hand shapes. It is kept as the baseline
+precisely because it shows overfitting, which the CNN and augmentation fix.
 """
 
 from __future__ import annotations

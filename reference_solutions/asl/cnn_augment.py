@@ -1,12 +1,11 @@
 """ASL cnn_augment: the ASL cnn trained on augmented images (264,562 parameters).
 
-The same network as cnn.py (Adam, batch 32, 20 epochs) plus an `augment(image, label)` hook
-that the grader maps over the training data only: a random rotation of up to 10 degrees, a
-random zoom of up to 10% and random shifts of up to 10% of the width and height, with edges
-filled from the nearest pixel. Each epoch then shows slightly different hands, so the model
-learns signs that survive small changes of pose and framing and generalises better to the
-test signers. There are deliberately no flips: a mirrored hand sign can be a different
-letter (or no letter at all).
+The same network as cnn.py (Adam, batch 32, 20 epochs) plus an `augment(image, label)` hook that
+the grader maps over the training data only: a random rotation of up to 10 degrees, a random
+zoom of up to 10% and random shifts of up to 10% of the width and height, with edges filled from
+the nearest pixel. Each epoch then shows slightly different hands, so the model learns signs
+that survive small changes of pose and framing and generalises better to the test signers. There
+are deliberately no flips: a mirrored hand sign can be a different letter (or no letter at all).
 """
 
 from __future__ import annotations
@@ -35,14 +34,14 @@ def build_model(input_shape=(28, 28, 1), num_classes=25):
         [
             keras.Input(shape=input_shape),
             layers.Conv2D(75, (3, 3), padding="same", activation="relu"),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(momentum=0.9),
             layers.MaxPooling2D((2, 2), strides=2, padding="same"),
             layers.Conv2D(50, (3, 3), padding="same", activation="relu"),
             layers.Dropout(0.2),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(momentum=0.9),
             layers.MaxPooling2D((2, 2), strides=2, padding="same"),
             layers.Conv2D(25, (3, 3), padding="same", activation="relu"),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(momentum=0.9),
             layers.MaxPooling2D((2, 2), strides=2, padding="same"),
             layers.Flatten(),
             layers.Dense(512, activation="relu"),

@@ -2,9 +2,9 @@
 
 Conv2D 32 3x3 relu, Conv2D 64 3x3 relu, MaxPool 2x2, Dropout 0.25, Flatten, Dense 128 relu,
 Dropout 0.5, Dense 10 softmax; SGD (learning rate 0.01, momentum 0.9), batch 32. It is the
-course's starting point for this exercise, unchanged on purpose: the network that reaches
-about 99% on digits lands around 91% on clothing, and participants must beat it by tuning
-width, depth, dropout, optimizer, learning rate, padding, pooling, batch norm and epochs.
+course's starting point for this exercise, unchanged on purpose: the network that reaches about
+99% on digits lands around 91% on clothing, and participants must beat it by tuning width,
+depth, dropout, optimizer, learning rate, padding, pooling, batch norm and epochs.
 """
 
 from __future__ import annotations
