@@ -162,7 +162,7 @@ def read_sign_csv(folder: Path) -> Arrays:
         if not path.exists():
             raise DataError(f"{folder}: missing {path.name} (need both sign_mnist_train.csv and sign_mnist_test.csv)")
         try:
-            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64)
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
         except ValueError as exc:
             raise DataError(f"{path}: not a Sign-Language MNIST CSV ({exc})") from None
         if table.ndim != 2 or table.shape[1] != 785:

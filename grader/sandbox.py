@@ -138,6 +138,7 @@ class CgroupJail:
             self.dirs.append(mem)
 
     def add(self, pid: int) -> None:
+        """Called in the child before exec, so everything it starts is inside from the first instant."""
         for d in self.dirs:
             with contextlib.suppress(OSError):
                 (d / "cgroup.procs").write_text(str(pid))
@@ -145,9 +146,11 @@ class CgroupJail:
     def oom_killed(self) -> bool:
         for d in self.dirs:
             if d.parent.parent.name == "memory":
-                with contextlib.suppress(OSError):
-                    return int((d / "memory.failcnt").read_text().strip() or 0) > 0 and \
-                        "oom_kill 1" in (d / "memory.oom_control").read_text()
+                with contextlib.suppress(OSError, ValueError):
+                    for line in (d / "memory.oom_control").read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
         return False
 
     def remove(self) -> None:
@@ -317,8 +320,7 @@ def supervise(run: RunDir, namespaces: str | None = None, hide: list[Path] | Non
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=run.path, env=build_env(run, job.seed), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: _limits(policy))
-    jail.add(proc.pid)
+                            preexec_fn=lambda: (jail.add(os.getpid()), _limits(policy)))
     flags = {"stdout": False, "stderr": False}
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, run.stdout_log, OUTPUT_CAP_BYTES, flags, "stdout")),
              threading.Thread(target=_pump, args=(proc.stderr, run.stderr_log, OUTPUT_CAP_BYTES, flags, "stderr"))]

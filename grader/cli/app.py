@@ -60,7 +60,10 @@ def main() -> None:
     from grader.cli.render import err_console
 
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of a `typer.Exit(n)` instead of exiting
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            sys.exit(code)
     except GraderError as exc:
         err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
         if exc.hint:
@@ -72,14 +75,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors and aborts
+    except Exception as exc:  # usage errors and aborts; typer >= 0.2x raises its vendored click's (typer._click)
         import click
 
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, typer.Exit | click.exceptions.Exit):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(getattr(exc, "exit_code", 2))
+        if isinstance(exc, typer.Abort | click.exceptions.Abort):
             sys.exit(1)
         raise

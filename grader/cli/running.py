@@ -89,17 +89,19 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
 
 def _wait(c: object, submission_id: int, run_dir: Path | None) -> None:
     from grader.rundir import RunDir
-    from grader.service.board import show
+    from grader.service.board import show, status
     from grader.service.runs import follow_progress
-    from grader.service.sync import sync
+
+    bar: TrainingProgress | None = None
 
     def finished() -> bool:
-        sync(c, ids=[submission_id])  # type: ignore[arg-type]
-        return show(c, submission_id).status.state in ("done", "failed")  # type: ignore[arg-type]
+        row = status(c, submission_id=submission_id, limit=1).rows[0]  # type: ignore[arg-type]  (syncs first)
+        if bar is not None and row.state == "queued":
+            bar.status(f"queued, #{row.queue_position} in line" if row.queue_position else "queued")
+        return row.state in ("done", "failed")
 
     if run_dir is not None and not finished():
-        last_check = [0.0]
-        done = [False]
+        last_check, done = [0.0], [False]
 
         def done_now() -> bool:
             if time.monotonic() - last_check[0] > 1.5:

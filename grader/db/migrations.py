@@ -22,8 +22,24 @@ def _initial(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
+def _leaderboard_indexes(conn: Connection) -> None:
+    """Covering indexes for the leaderboard at 100k submissions (bench/leaderboard_100k.py).
+
+    ix_submissions_board_best extends the old ix_submissions_board with participant_id, so the old
+    one is dropped. checkfirst: a database created after this change already has them (step 1
+    creates the tables from the current models).
+    """
+    conn.execute(text("DROP INDEX IF EXISTS ix_submissions_board"))
+    tables = Base.metadata.tables
+    for table, name in (("submissions", "ix_submissions_board_best"), ("submissions", "ix_submissions_board_counts"),
+                        ("results", "ix_results_board")):
+        index = next(i for i in tables[table].indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "participants, submissions, results, quota overrides, notebook scores", _initial),
+    Migration(2, "covering indexes for the leaderboard", _leaderboard_indexes),
 ]
 LATEST = MIGRATIONS[-1].version
 

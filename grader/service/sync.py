@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -45,6 +45,7 @@ class SyncReport(BaseModel):
 def sync(ctx: Context, ids: list[int] | None = None) -> SyncReport:
     """Reconcile every active submission (or the given ones) with its backend."""
     report = SyncReport()
+    _fail_unstarted(ctx)
     with session_scope(ctx.engine) as session:
         query = select(Submission).where(Submission.state.in_(ACTIVE), Submission.job_id.is_not(None))
         if ids:
@@ -70,6 +71,19 @@ def sync(ctx: Context, ids: list[int] | None = None) -> SyncReport:
     for exercise, profile in touched_refs:  # grades waiting for a reference can now be completed
         regrade(ctx, exercise, profile, only_missing_references=True)
     return report
+
+
+def _fail_unstarted(ctx: Context, grace_seconds: float = 120.0) -> None:
+    """A row whose `grader submit` died before handing the job over must not stay queued forever."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+    with session_scope(ctx.engine) as session:
+        session.execute(
+            update(Submission).where(Submission.state.in_(ACTIVE), Submission.job_id.is_(None),
+                                     Submission.cached_from.is_(None), Submission.created_at < cutoff)
+            .values(state=State.FAILED.value, reason="infrastructure", counts_for_quota=False,
+                    message="the submission was never handed to a backend (the submitting process stopped); "
+                            "it does not count against your quota: please submit again",
+                    finished_at=datetime.now(UTC)))
 
 
 def _apply(ctx: Context, sub: Submission, status: JobStatus, report: SyncReport) -> bool:
