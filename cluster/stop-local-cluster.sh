@@ -60,11 +60,13 @@ if [ "$ONLY_SLURMD" = 1 ]; then
   exit 0
 fi
 
-# Cancel every job first so no job process outlives the cluster.
+# Cancel every job first so no job process outlives the cluster (waiting for them to end only
+# while slurmd is there to end them; otherwise their leftovers are killed below).
 if ours "$BASE/run/slurmctld.pid" slurmctld "$CONF" >/dev/null \
    && SLURM_CONF="$CONF" timeout 10 scontrol ping >/dev/null 2>&1; then
   SLURM_CONF="$CONF" timeout 10 scancel --partition=debug >/dev/null 2>&1 || true
-  for (( i = 0; i < 40; i++ )); do
+  ours "$BASE/run/slurmd.pid" slurmd "$CONF" >/dev/null && waits=40 || waits=0
+  for (( i = 0; i < waits; i++ )); do
     [ -z "$(SLURM_CONF="$CONF" timeout 10 squeue --noheader --states=PD,R,CG,S,CF --format=%i 2>/dev/null)" ] && break
     sleep 0.5
   done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -359,7 +360,8 @@ def _job_from_squeue(raw: Mapping[str, Any]) -> SlurmJob:
     exit_code = signal = None
     if isinstance(exit_raw, dict):  # 23.02+
         exit_code = _unwrap(exit_raw.get("return_code"))
-        signal = _unwrap((exit_raw.get("signal") or {}).get("id")) or None
+        raw_signal = exit_raw.get("signal") or {}
+        signal = _unwrap(raw_signal.get("id") or raw_signal.get("signal_id")) or None  # 23.11+ / 23.02
     elif isinstance(exit_raw, int):  # 22.05: the raw wait status
         if os.WIFSIGNALED(exit_raw):
             exit_code, signal = 0, os.WTERMSIG(exit_raw)
@@ -456,9 +458,13 @@ class CliDriver(SlurmDriver):
         # Slurm 22.05 ignores every filter with --json (--jobs included), so ask for all and filter here.
         out = self._check(["squeue", "--json", "--states=all"])
         try:
-            raw_jobs = json.loads(out).get("jobs", [])
+            data = json.loads(out)
+            raw_jobs, errors = data.get("jobs", []), data.get("errors", [])
         except (json.JSONDecodeError, AttributeError) as exc:
             raise SchedulerError(f"squeue --json printed something that is not JSON: {exc}") from None
+        if errors:  # e.g. slurmctld down: squeue exits 0 with an empty job list and an error entry
+            detail = "; ".join(f"{e.get('source', '?')}: {e.get('description') or e.get('error')}" for e in errors)
+            raise SchedulerError(f"squeue --json reported: {detail}")
         return {str(raw["job_id"]): _job_from_squeue(raw) for raw in raw_jobs if "job_id" in raw}
 
     def job(self, job_id: str) -> SlurmJob | None:
@@ -556,10 +562,12 @@ class PyslurmDriver(SlurmDriver):
         gres = ",".join(f"{name}:{count}" for name, count in (job.gres_per_node or {}).items()) or None
         gpus = []
         if job.state == "RUNNING":
-            for node in (job.get_resource_layout_per_node() or {}).values():
-                for name, detail in (node.get("gres") or {}).items():
-                    if name.split(":")[0] == "gpu" and isinstance(detail, dict) and detail.get("indexes"):
-                        gpus.append(str(detail["indexes"]))
+            # Only a detail for `grader status`: a layout pyslurm cannot build must not fail the poll.
+            with contextlib.suppress(Exception):
+                for node in (job.get_resource_layout_per_node() or {}).values():
+                    for name, detail in (node.get("gres") or {}).items():
+                        if name.split(":")[0] == "gpu" and isinstance(detail, dict) and detail.get("indexes"):
+                            gpus.append(str(detail["indexes"]))
         return SlurmJob(
             job_id=str(job.id),
             state=job.state,

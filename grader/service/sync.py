@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from grader.backends.base import JobHandle, JobState, JobStatus
 from grader.db.engine import session_scope
 from grader.db.models import Result, Submission
-from grader.errors import GraderError
-from grader.results import ErrorKind, JobResult, JobSpec, Outcome
+from grader.errors import GraderError, ResultError
+from grader.results import ErrorKind, JobResult, JobSpec, Outcome, load_result
 from grader.rundir import RunDir
 from grader.service.context import Context
 from grader.service.grade import apply_grade, grade_stored, regrade
@@ -117,13 +117,26 @@ def _apply(ctx: Context, sub: Submission, status: JobStatus, report: SyncReport)
     forced = None
     if run is None:
         forced = JobResult.failed(ErrorKind.INFRASTRUCTURE, "no run directory was recorded")
-    elif status.state is not JobState.COMPLETED and not run.supervisor_json.exists():
+    elif status.state is not JobState.COMPLETED and (
+            not run.supervisor_json.exists() or (status.state in SCHEDULER_VERDICTS and not _result_ok(run))):
+        # Slurm signals the supervisor before killing it at a limit; the supervisor then records
+        # "cancelled", but the scheduler knows the real reason (time, memory, node), so it wins.
         kind, template = SCHEDULER_FAILURES.get(status.state, SCHEDULER_FAILURES[JobState.FAILED])
         job = _job_spec(run)
         forced = JobResult.failed(kind, template.format(
             minutes=(job.wall_seconds / 60) if job else 0, memory=job.memory_mb if job else "?",
             exit=status.exit_code))
     return _ingest(ctx, sub, run, forced, report)
+
+
+SCHEDULER_VERDICTS = (JobState.TIMEOUT, JobState.OUT_OF_MEMORY, JobState.NODE_FAIL, JobState.PREEMPTED)
+
+
+def _result_ok(run: RunDir) -> bool:
+    try:
+        return load_result(run.result_json).outcome is Outcome.OK
+    except ResultError:
+        return False
 
 
 def _job_spec(run: RunDir) -> JobSpec | None:
