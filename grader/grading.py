@@ -125,7 +125,8 @@ def grade(result: JobResult, metrics: Metrics | None, rubric: RubricSpec, refs: 
     out: list[CriterionScore] = []
     for crit in rubric.criteria:
         frac, extra = _criterion(crit, acc, metrics, result, refs, missing)
-        f = {**fields, **extra, "max_points": crit.points, "points": round(frac * crit.points, 2)}
+        # frac is None when a reference is missing: that branch renders no template (was a TypeError)
+        f = {**fields, **extra, "max_points": crit.points, "points": round((frac or 0.0) * crit.points, 2)}
         if frac is None:
             text = "not assessed yet: reference results are missing (instructor: run `grader references compute`)"
             frac = 0.0

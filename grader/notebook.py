@@ -8,22 +8,17 @@ import inspect
 import io
 import math
 import os
-import sqlite3
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
-from grader.errors import GraderError, NotFoundError, SubmissionError
+from grader.errors import GraderError, SubmissionError
 from grader.results import ErrorKind, Outcome
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
-from grader.submission import cells_to_module, check_source
+from grader.submission import KERAS2_ARGS, cells_to_module, check_source
 
 if TYPE_CHECKING:
     from grader.service.grade import GradeReport
@@ -52,17 +47,6 @@ LAYER_ADVICE = {
 # Reports of this kernel, keyed by (submission hash, exercise, profile, seed, grader home): the visible
 # check and the hidden partial-credit line in one test cell must not train the same model twice.
 _REPORTS: dict[tuple[str, str, str, int | None, str], GradeReport] = {}
-
-
-class NotebookScore(BaseModel):
-    """One notebook's total from nbgrader's gradebook, ready to store beside grader's own results."""
-
-    student: str = Field(description="nbgrader student id.")
-    assignment: str = Field(description="nbgrader assignment name (the folder under source/).")
-    notebook: str = Field(description="Notebook name without .ipynb.")
-    score: float = Field(description="Points nbgrader awarded (auto and manual grades).")
-    max_score: float = Field(description="Points available in this notebook.")
-    timestamp: datetime | None = Field(description="Submission time (UTC) from nbgrader's timestamp.txt, if any.")
 
 
 # --- the participant's code -------------------------------------------------------------------
@@ -141,6 +125,16 @@ def _quiet() -> Iterator[list[str]]:
         notes.extend(line for line in captured.getvalue().splitlines() if line.strip())
 
 
+def _is_keras_model(obj: object) -> bool:
+    """isinstance(obj, keras.Model) without importing Keras: grader.notebook never imports it itself.
+
+    The participant's cells have loaded Keras already; importing it here would put TensorFlow
+    behind every importer of this module (import-linter forbids that path from the CLI).
+    """
+    return any(cls.__name__ == "Model" and cls.__module__.split(".")[0] in {"keras", "tf_keras"}
+               for cls in type(obj).__mro__)
+
+
 def _layer_kinds(model: Any) -> list[set[str]]:
     """Class names (with base classes, so subclasses count) of every layer, nested models included."""
     kinds: list[set[str]] = []
@@ -183,16 +177,16 @@ def check_structure(build_model: Callable[..., Any], *, exercise: str, require: 
         raise AssertionError(f"build_model has parameters {unknown} that grader cannot fill: "
                              "it may take only `input_shape` and/or `num_classes`")
     with _quiet() as notes:
-        import keras
-
         try:
             model = build_model(**{k: v for k, v in offered.items() if k in params})
         except NotImplementedError:
             raise AssertionError("build_model is not written yet: replace `raise NotImplementedError()` "
                                  "with your model") from None
         except Exception as exc:
-            raise AssertionError(f"build_model() raised {type(exc).__name__}: {str(exc)[:600]}") from None
-        if not isinstance(model, keras.Model):
+            hint = next((f" (`{old}=` is a Keras 2 name; Keras 3 calls it `{new}=`)" for old, new in KERAS2_ARGS.items()
+                         if f"'{old}'" in str(exc)), "")
+            raise AssertionError(f"build_model() raised {type(exc).__name__}: {str(exc)[:600]}{hint}") from None
+        if not _is_keras_model(model):
             raise AssertionError(f"build_model() returned {type(model).__name__}; it must return the keras.Model "
                                  "(add `return model` at the end)")
         problems = _problems(model, spec, require, spec.limits.max_params if max_params is None else max_params)
@@ -240,49 +234,58 @@ def _problems(model: Any, spec: ExerciseSpec, require: Sequence[str], max_params
 
 # --- grading through the sandboxed job --------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Graded:
+    report: GradeReport
+    spec: ExerciseSpec
+    board: str
+    notes: list[str]
+
+    @property
+    def accuracy(self) -> float:
+        """On the rubric's board, the one the baseline's accuracy was measured on."""
+        assert self.report.metrics is not None  # an OK outcome always has metrics (ingest recomputes them)
+        return self.report.metrics.board_accuracy(self.board)
+
+
 def _grade(source: str, sha256: str, *, exercise: str, profile: str, seed: int | None,
            settings: Settings) -> GradeReport:
     key = (sha256, exercise, profile, seed, str(settings.home))
     if key not in _REPORTS:
-        try:
-            from grader.service.grade import grade_source
-        except ImportError:  # TEMPORARY until grade_source lands
-            from grader._nb_fallback import grade_source  # type: ignore[no-redef]
+        from grader.service.grade import grade_source  # database and backends: only when grading
 
-        _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, settings=settings, seed=seed)
+        _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, settings=settings, seed=seed,
+                                     references=("baseline",))
     return _REPORTS[key]
 
 
-def _report(*, exercise: str, profile: str, seed: int | None, source: str | None,
-            settings: Settings | None) -> tuple[GradeReport, ExerciseSpec, list[str]]:
+def _graded(*, exercise: str, profile: str, seed: int | None, source: str | None,
+            settings: Settings | None) -> _Graded:
     """Extract, check statically, grade in the sandbox; raise AssertionError with advice on failure."""
     settings = settings or Settings()
-    spec = _spec(exercise, settings)
     try:
+        catalog = ExerciseCatalog(settings.resolved_course_dir)
+        spec = catalog.get(exercise)
+        board = catalog.rubric(exercise).board
         spec.profile(profile)
         notes: list[str] = []
         if source is None:
             source, notes = participant_source()
         info = check_source(source, "your notebook", spec, kind="ipynb")
+        report = _grade(source, info.sha256, exercise=exercise, profile=profile, seed=seed, settings=settings)
     except GraderError as exc:
         raise AssertionError(str(exc)) from None
-    report = _grade(source, info.sha256, exercise=exercise, profile=profile, seed=seed, settings=settings)
     result = report.result
     if result.outcome is not Outcome.OK:
         lines = [f"grader could not train and score your model: {result.message or result.outcome.value}"]
         if result.error_kind is ErrorKind.TIMEOUT:
-            lines.append(f"the notebook check allows {spec.profile(profile).max_wall_seconds or spec.limits.max_wall_seconds}"
-                         " s: a smaller model or a larger batch size trains faster")
+            limit = spec.profile(profile).max_wall_seconds or spec.limits.max_wall_seconds
+            lines.append(f"the notebook check allows {limit} s: a smaller model or a larger batch size trains faster")
         if result.error_kind in (ErrorKind.IMPORT_ERROR, ErrorKind.BUILD_ERROR):
             lines.append("grader keeps only your imports, functions, classes and literal settings (numbers, "
                          "strings, lists, dicts): build_model must not use variables computed in other cells")
         raise AssertionError("\n".join(lines + notes))
-    return report, spec, notes
-
-
-def _accuracy(report: GradeReport) -> float:
-    assert report.metrics is not None  # an OK outcome always carries metrics (ingest recomputes them)
-    return report.metrics.accuracy
+    return _Graded(report, spec, board, notes)
 
 
 def check(*, exercise: str, profile: str = DEFAULT_PROFILE, min_accuracy: float | None = None,
@@ -290,29 +293,29 @@ def check(*, exercise: str, profile: str = DEFAULT_PROFILE, min_accuracy: float 
           settings: Settings | None = None) -> GradeReport:
     """Train and score the participant's model through grader's own job, then print the feedback.
 
-    The model is taken from the cells this kernel ran, graded in a sandboxed subprocess under the
-    exercise's seed (TensorFlow's output never reaches this cell), and scored on the trusted side,
+    The model is taken from the cells this kernel ran, trained in a sandboxed subprocess under the
+    exercise's seed (TensorFlow's output never reaches this cell) and scored on the trusted side,
     exactly as `grader submit` would. The report is cached per kernel, so `score()` after `check()`
     in the same cell does not train again.
 
     Args:
-        min_accuracy: fail below this held-out accuracy (0..1).
+        min_accuracy: fail below this held-out accuracy (0..1, on the rubric's board).
         min_score: fail below this many rubric points.
         source: module source to grade instead of the kernel's history (for tests and scripts).
 
     Raises:
         AssertionError: the model could not be graded, or missed a threshold; the message says what to change.
     """
-    report, _, notes = _report(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
-    accuracy = _accuracy(report)
+    graded = _graded(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
+    report = graded.report
     baseline = "" if report.baseline_accuracy is None else f" (baseline {report.baseline_accuracy:.1%})"
-    print(f"grader: {exercise}, profile {profile}: held-out accuracy {accuracy:.1%}{baseline}, "
+    print(f"grader: {exercise}, profile {profile}: {graded.board} held-out accuracy {graded.accuracy:.1%}{baseline}, "
           f"{report.result.params or 0:,} parameters, {report.result.epochs} epochs; "
           f"rubric {report.score:g}/{report.max_score:g}")
-    for line in [*report.feedback, *notes]:
+    for line in [*report.feedback, *graded.notes]:
         print(f"  {line}")
-    if min_accuracy is not None and accuracy < min_accuracy:
-        raise AssertionError(f"held-out accuracy {accuracy:.1%} is below the required {min_accuracy:.1%}: "
+    if min_accuracy is not None and graded.accuracy < min_accuracy:
+        raise AssertionError(f"held-out accuracy {graded.accuracy:.1%} is below the required {min_accuracy:.1%}: "
                              + _advice(report))
     if min_score is not None and report.score < min_score:
         raise AssertionError(f"the rubric gives {report.score:g} of {report.max_score:g} points; at least "
@@ -324,11 +327,11 @@ def _advice(report: GradeReport) -> str:
     """One concrete next step, chosen from what was measured (the course's concepts)."""
     metrics = report.metrics
     if metrics is not None and metrics.generalization_gap is not None and metrics.generalization_gap > 0.15:
-        return (f"training accuracy {metrics.train_accuracy:.1%} is far above held-out {metrics.accuracy:.1%}: the "
-                "model overfits; add Dropout or use fewer parameters")
+        return (f"training accuracy {metrics.train_accuracy:.1%} is far above held-out {metrics.public_accuracy:.1%}: "
+                "the model overfits; add Dropout or use fewer parameters")
     if metrics is not None and metrics.train_accuracy is not None and metrics.train_accuracy < 0.5:
-        return ("the model does not even fit its training images: check the learning rate (too high or too low), "
-                "the last layer's softmax, and try convolutions")
+        return ("the model does not even fit its training images: check the learning rate (too high or too low) "
+                "and the last layer's softmax, and try convolutions")
     return "try convolutions (Conv2D + MaxPooling2D), a tuned learning rate, or more filters"
 
 
@@ -345,78 +348,27 @@ def score(*, exercise: str, points: float, profile: str = DEFAULT_PROFILE,
           source: str | None = None, settings: Settings | None = None) -> float:
     """Partial credit for an nbgrader test cell: make it the cell's last expression.
 
-    nbgrader reads a number printed as a cell's result as the points earned, so this returns
-    `points` times the share of the first tier the model reaches on `relative_accuracy` against the
-    baseline (measured by grader under the same profile and seed). `points` must equal the cell's
-    points in nbgrader, since a larger number is an error there. Without a measured baseline the
-    rubric's fraction is used.
+    nbgrader reads a number shown as a cell's result as the points earned, so this returns `points`
+    times the share of the highest tier the model reaches on `relative_accuracy` against the baseline
+    (measured by grader under the same profile and seed, on the rubric's board). `points` must equal
+    the cell's points in nbgrader, since a larger number is an error there. Without a measured
+    baseline the rubric's fraction is used.
 
     Raises:
         AssertionError: the model could not be graded (the cell then earns 0, with the reason).
     """
-    report, spec, _ = _report(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
-    accuracy = _accuracy(report)
+    graded = _graded(exercise=exercise, profile=profile, seed=seed, source=source, settings=settings)
+    report, spec = graded.report, graded.spec
     if report.baseline_accuracy is None:
         share = report.score / report.max_score if report.max_score else 0.0
         basis = f"rubric {report.score:g}/{report.max_score:g} (no baseline measured for profile {profile})"
     else:
-        rel = relative_accuracy(accuracy, report.baseline_accuracy, spec.num_classes)
+        rel = relative_accuracy(graded.accuracy, report.baseline_accuracy, spec.num_classes)
         share = next((s for minimum, s in sorted(tiers, reverse=True) if rel >= minimum), 0.0)
-        basis = (f"held-out accuracy {accuracy:.1%} vs the baseline's {report.baseline_accuracy:.1%} "
-                 f"(chance {1 / spec.num_classes:.1%})")
+        basis = (f"{graded.board} held-out accuracy {graded.accuracy:.1%} vs the baseline's "
+                 f"{report.baseline_accuracy:.1%} (chance {1 / spec.num_classes:.1%})")
     earned = round(points * share, 3)
     print(f"{earned:g} of {points:g} points: {basis}")
     if share < 1.0:
         print(f"  next step: {_advice(report)}")
     return earned
-
-
-# --- nbgrader's gradebook ---------------------------------------------------------------------
-
-def import_gradebook(gradebook_path: Path, *, settings: Settings) -> list[NotebookScore]:
-    """Read every submitted notebook's score from nbgrader's gradebook.db.
-
-    The gradebook is read from a consistent snapshot (SQLite's backup API), because nbgrader's
-    `Gradebook` creates tables and rows when it opens a database and an autograde may be writing
-    at the same moment: the instructor's file is never modified or locked for long.
-
-    Args:
-        settings: the caller's settings; snapshots are taken under its home folder.
-
-    Raises:
-        NotFoundError: no gradebook at that path.
-        GraderError: nbgrader is not installed, or the file is not an nbgrader gradebook.
-    """
-    path = Path(gradebook_path).expanduser().resolve()
-    if not path.is_file():
-        raise NotFoundError(f"{path}: no nbgrader gradebook here",
-                            hint="`nbgrader autograde` writes gradebook.db in the course folder")
-    try:
-        from nbgrader.api import Gradebook
-    except ImportError:
-        raise GraderError("nbgrader is not installed", hint="pip install 'grader[notebook]'") from None
-    home = settings.home.expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home, prefix=".gradebook-") as tmp:
-        snapshot = Path(tmp) / "gradebook.db"
-        try:
-            with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as src, \
-                    contextlib.closing(sqlite3.connect(snapshot)) as dst:
-                src.backup(dst)
-        except sqlite3.DatabaseError as exc:
-            raise GraderError(f"{path}: not a readable SQLite database ({exc})") from None
-        rows: list[NotebookScore] = []
-        try:
-            with Gradebook(f"sqlite:///{snapshot}", course_id="") as gb:
-                for assignment in gb.assignments:
-                    for submission in gb.assignment_submissions(assignment.name):
-                        stamp = submission.timestamp
-                        if stamp is not None and stamp.tzinfo is None:
-                            stamp = stamp.replace(tzinfo=UTC)  # nbgrader stores naive UTC
-                        rows.extend(NotebookScore(student=submission.student.id, assignment=assignment.name,
-                                                  notebook=nb.name, score=float(nb.score),
-                                                  max_score=float(nb.max_score), timestamp=stamp)
-                                    for nb in submission.notebooks)
-        except Exception as exc:  # SQLAlchemy errors: a SQLite file that is not a gradebook
-            raise GraderError(f"{path}: cannot read it as an nbgrader gradebook ({type(exc).__name__}: {exc})") from None
-    return sorted(rows, key=lambda r: (r.assignment, r.student, r.notebook))

@@ -131,6 +131,8 @@ class LocalBackend(Backend):
             if state == "queue":
                 out[h.job_id] = JobStatus(state=JobState.PENDING, queue_position=queued.index(name) + 1
                                           if name in queued else None, reason="waiting for the local worker")
+                # a worker that decided to exit just as this entry was enqueued left it stranded: restart one
+                requeued = requeued or not alive
             elif state == "running" and not alive:
                 out[h.job_id] = self._orphan(name)
                 requeued = requeued or out[h.job_id].state is JobState.PENDING

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from typing import Any
 
@@ -23,12 +24,28 @@ class ContractError(Exception):
 
 
 def explain_exception(exc: BaseException, phase: str) -> tuple[ErrorKind, str]:
-    """Turn an exception from participant code into (kind, advice) instead of a stack trace."""
+    """Turn an exception from participant code into (kind, advice) instead of a stack trace.
+
+    The advice ends with the participant's own line where the traceback passes through their file.
+    """
+    kind, message = _explain(exc, phase)
+    return kind, message + your_line(exc)
+
+
+def your_line(exc: BaseException) -> str:
+    """' (your line 12: `x = y / 0`)' for the deepest frame in the submission module, else ''."""
+    path = getattr(sys.modules.get("submission"), "__file__", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if path and f.filename == path]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (your line {frame.lineno}: `{frame.line.strip()[:200]}`)" if frame.line else f" (your line {frame.lineno})"
+
+
+def _explain(exc: BaseException, phase: str) -> tuple[ErrorKind, str]:
     text = f"{type(exc).__name__}: {exc}"
-    match = re.search(r"(?:Unrecognized keyword arguments?(?: passed to \w+)?|unexpected keyword argument)"
-                      r"[^'\"]*['\"](\w+)['\"]", str(exc))
-    if match and match.group(1) in KERAS2_RENAMES:
-        old = match.group(1)
+    old = _keras2_name(str(exc))
+    if old is not None:
         return ErrorKind.KERAS2_API, (f"`{old}=` is a Keras 2 name; in Keras 3 use `{KERAS2_RENAMES[old]}` "
                                       f"({text[:300]})")
     if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__ or "OOM" in str(exc)[:200]:
@@ -39,6 +56,16 @@ def explain_exception(exc: BaseException, phase: str) -> tuple[ErrorKind, str]:
     if "input_shape" in str(exc) or ("Input" in str(exc) and "shape" in str(exc)):
         return _kind_for(phase), f"error while {phase}: {text[:600]} (check the model's input shape)"
     return _kind_for(phase), f"error while {phase}: {text[:800]}"
+
+
+def _keras2_name(message: str) -> str | None:
+    match = re.search(r"(?:Unrecognized keyword arguments?(?: passed to \w+)?|unexpected keyword argument)"
+                      r"[^'\"]*['\"](\w+)['\"]", message)
+    if match and match.group(1) in KERAS2_RENAMES:
+        return match.group(1)
+    if "not recognized" in message:  # Keras 3 optimizers: "Argument(s) not recognized: {'lr': 0.1}"
+        return next((k for k in re.findall(r"['\"](\w+)['\"]\s*:", message) if k in KERAS2_RENAMES), None)
+    return None
 
 
 def _kind_for(phase: str) -> ErrorKind:

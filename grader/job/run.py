@@ -30,6 +30,7 @@ from grader.job.contract import (
     loss_name,
     output_encoding,
     traceback_tail,
+    your_line,
 )
 from grader.results import EpochRecord, ErrorKind, JobResult, JobSpec, Outcome, utcnow
 from grader.rundir import INPUT_X_HELDOUT, INPUT_X_TRAIN, INPUT_Y_TRAIN, RunDir, atomic_write_bytes, atomic_write_text
@@ -74,6 +75,9 @@ def _import_submission(path: Path) -> Any:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise JobFailure(ErrorKind.SYNTAX_ERROR, f"syntax error on line {exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:  # sys.exit() is not an Exception; without this no result.json would be written
+        raise JobFailure(ErrorKind.IMPORT_ERROR, f"your file called sys.exit({exc.code!r}) while being imported; "
+                         "a submission must only define build_model()" + your_line(exc), traceback_tail(exc)) from None
     except Exception as exc:
         kind, msg = explain_exception(exc, "importing your file")
         raise JobFailure(kind, msg, traceback_tail(exc)) from None
@@ -91,6 +95,9 @@ def _build(module: Any, job: JobSpec) -> Any:
     kwargs = {k: v for k, v in available.items() if k in params}
     try:
         model = fn(**kwargs)
+    except SystemExit as exc:
+        raise JobFailure(ErrorKind.BUILD_ERROR, f"build_model() called sys.exit({exc.code!r}) instead of returning a "
+                         "keras.Model" + your_line(exc), traceback_tail(exc)) from None
     except Exception as exc:
         kind, msg = explain_exception(exc, "building the model")
         raise JobFailure(kind, msg, traceback_tail(exc)) from None

@@ -200,6 +200,9 @@ def export_grades(ctx: Context, *, exercise: str, profile: str | None = None) ->
         writer.writerow([name, sid, score, max_score, *[per.get(i, 0) for i in ids], _fmt(pub), _fmt(priv),
                          counts.get(name, 0), nb_score if nb_score is not None else "",
                          nb_max if nb_max is not None else ""])
+    for name in sorted(set(nb) - seen):  # notebook-only participants still belong in the gradebook
+        nb_score, nb_max = nb[name]
+        writer.writerow([name, "", "", "", *["" for _ in ids], "", "", counts.get(name, 0), nb_score, nb_max])
     return buf.getvalue()
 
 

@@ -97,11 +97,14 @@ class GradeReport(BaseModel):
 
 
 def grade_source(source: str, *, exercise: str, profile: str, settings: object, seed: int | None = None,
-                 on_progress: object = None, reference_timeout: float = 1800.0) -> GradeReport:
+                 on_progress: object = None, reference_timeout: float = 1800.0,
+                 references: tuple[str, ...] | None = None) -> GradeReport:
     """Train + score + grade one source in the foreground, against measured references.
 
     References missing for this profile are queued on the local backend and awaited first, so
     the first call in a fresh course takes longer; `grader references compute` avoids that.
+    `references` limits which are measured here (e.g. ("baseline",)); criteria needing others are
+    then reported as not assessed yet.
     """
     import time
 
@@ -118,7 +121,7 @@ def grade_source(source: str, *, exercise: str, profile: str, settings: object, 
     spec = ctx.catalog.get(exercise)
     rubric = ctx.catalog.rubric(exercise)
     info = check_source(source, "submission.py", spec)
-    ensure_references(ctx, spec, profile, backend="local")
+    ensure_references(ctx, spec, profile, backend="local", only=references)
     deadline = time.monotonic() + reference_timeout
     while True:
         sync(ctx)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from grader.db.engine import session_scope
 from grader.db.models import Participant, Result, Submission
-from grader.errors import QuotaError, SubmissionError
+from grader.errors import BackendError, GraderError, QuotaError, SubmissionError
 from grader.results import JobResult
 from grader.scoring import Metrics
 from grader.service.context import Context
@@ -112,7 +112,11 @@ def submit_job(ctx: Context, source: str, info: SubmissionInfo, spec: ExerciseSp
             sub.state, sub.reason, sub.counts_for_quota = State.FAILED.value, "infrastructure", False
             sub.message = f"could not start the job: {exc}"
             sub.finished_at = datetime.now(UTC)
-        raise
+        if isinstance(exc, GraderError):
+            raise
+        # an OSError from a full disk or a dead worker spawn is not a bug to show as a traceback
+        raise BackendError(f"submission {sub_id} could not be started: {exc}; it does not count against your "
+                           "quota") from exc
     with session_scope(ctx.engine) as session:
         sub = session.get_one(Submission, sub_id)
         sub.job_id, sub.run_dir = handle.job_id, handle.run_dir
@@ -130,8 +134,11 @@ def _cached(session: Session, key: str) -> tuple[Submission, Result] | None:
 
 
 def ensure_references(ctx: Context, spec: ExerciseSpec, profile: str, backend: str | None = None,
-                      force: bool = False) -> list[str]:
-    """Queue each reference solution not yet measured (or queued) for this spec, profile and seed."""
+                      force: bool = False, only: tuple[str, ...] | None = None) -> list[str]:
+    """Queue each reference solution not yet measured (or queued) for this spec, profile and seed.
+
+    `only` limits this to some references (a notebook's partial credit needs just the baseline).
+    """
     queued = []
     with file_lock(ctx.settings.home.expanduser() / "references.lock"):
         with session_scope(ctx.engine) as session:
@@ -142,7 +149,7 @@ def ensure_references(ctx: Context, spec: ExerciseSpec, profile: str, backend: s
                     Submission.state.in_((*ACTIVE, State.DONE.value)))))
         # still under the file lock, so concurrent submitters queue each reference once
         for path in ctx.catalog.references(spec.name):
-            if path.stem in have and not force:
+            if (path.stem in have and not force) or (only is not None and path.stem not in only):
                 continue
             source, info = read_submission(path, spec)
             submit_job(ctx, source, info, spec, profile, "reference", filename=path.name, backend=backend,
