@@ -227,6 +227,9 @@ def _download(url: str, dest: Path, timeout: float) -> None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, dest.open("wb") as out:
             shutil.copyfileobj(resp, out)
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"cannot download {url}: the server answered HTTP {exc.code} ({exc.reason})",
+                        hint="check the --mirror address, or import the files with `grader data import PATH`") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(

@@ -63,7 +63,7 @@ def grader_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def settings(grader_home: Path):  # noqa: ANN201 - grader.settings.Settings
+def settings(grader_home: Path):  # -> grader.settings.Settings (imported lazily)
     from grader.settings import Settings
 
     return Settings()
