@@ -104,6 +104,17 @@ class RunDir:
     def scheduler_log(self) -> Path:
         return self.path / "scheduler.log"
 
+    # written by the Slurm backend (coordinator) and its batch script (compute node)
+    @property
+    def batch_script(self) -> Path:
+        """The batch script as submitted, kept for instructors."""
+        return self.path / "slurm_job.sh"
+
+    @property
+    def allocation(self) -> Path:
+        """What Slurm allocated (node, GPU indices, CUDA_VISIBLE_DEVICES, CPUs, memory), as JSON."""
+        return self.path / "allocation.json"
+
     def create(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(exist_ok=True)

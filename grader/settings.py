@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     slurm_python: str | None = Field(
         default=None, description="Python interpreter on compute nodes; default: the coordinator's."
     )
+    slurm_time_margin_s: int = Field(
+        default=120,
+        ge=-3600,
+        description="Seconds added to the exercise's wall-clock limit for Slurm's time limit (start-up, module "
+        "load, container start), rounded up to whole minutes, so the supervisor's own limit normally hits first. "
+        "May be negative: tests use that to make Slurm's limit hit first.",
+    )
+    slurm_memory_margin_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="MB added to the exercise's memory limit for Slurm's --mem (the supervisor and page cache).",
+    )
 
     @classmethod
     def settings_customise_sources(

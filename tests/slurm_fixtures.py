@@ -41,6 +41,11 @@ class Cluster:
         subprocess.run([str(START)], env=env, check=True, capture_output=True, timeout=300)
 
 
+# Each test module that imports the fixture gets its own session-scoped instance; without this, a
+# second instance would see the SLURM_CONF the first exported and take the dev cluster for a foreign one.
+_SESSION_CLUSTER: list[Cluster] = []
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Cluster]:
     """The dev cluster from cluster/start-local-cluster.sh (started here if needed), SLURM_CONF exported.
@@ -48,9 +53,16 @@ def slurm_cluster() -> Iterator[Cluster]:
     An already exported SLURM_CONF with working CLIs is used as is (a real cluster). Skips, naming
     what is missing, only where no cluster can exist: no Slurm CLIs and no root to install them.
     """
+    if _SESSION_CLUSTER:
+        yield _SESSION_CLUSTER[0]
+        return
     if os.environ.get("SLURM_CONF") and shutil.which("sbatch") and not os.environ.get("GRADER_SLURM_DIR"):
         conf = Path(os.environ["SLURM_CONF"])
-        yield Cluster(conf=conf, state_dir=None, cgroup="proctrack/cgroup" in _read(conf))
+        _SESSION_CLUSTER.append(Cluster(conf=conf, state_dir=None, cgroup="proctrack/cgroup" in _read(conf)))
+        try:
+            yield _SESSION_CLUSTER[0]
+        finally:
+            _SESSION_CLUSTER.clear()
         return
     if os.geteuid() != 0 and not shutil.which("sbatch"):
         pytest.skip("Slurm tests need sbatch and SLURM_CONF, or root to run cluster/start-local-cluster.sh")
@@ -66,9 +78,11 @@ def slurm_cluster() -> Iterator[Cluster]:
     saved = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = exports["SLURM_CONF"]
     conf = Path(exports["SLURM_CONF"])
+    _SESSION_CLUSTER.append(Cluster(conf=conf, state_dir=state_dir, cgroup="proctrack/cgroup" in _read(conf)))
     try:
-        yield Cluster(conf=conf, state_dir=state_dir, cgroup="proctrack/cgroup" in _read(conf))
+        yield _SESSION_CLUSTER[0]
     finally:
+        _SESSION_CLUSTER.clear()
         if saved is None:
             os.environ.pop("SLURM_CONF", None)
         else:
@@ -135,6 +149,8 @@ def make_settings(home: Path, **slurm: object) -> Settings:
         "slurm_modules": [],
         "slurm_container": None,
         "slurm_python": "/opt/grader/venv/bin/python",
+        "slurm_time_margin_s": 120,
+        "slurm_memory_margin_mb": 1024,
     }
     fields.update(slurm)
     return Settings(home=home, **fields)  # type: ignore[arg-type]

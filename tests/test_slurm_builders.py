@@ -12,8 +12,7 @@ import pytest
 from slurm_fixtures import make_job_spec, make_settings
 from standins import pyslurm_25_11
 
-from grader.backends.slurm import (
-    ALLOCATION_FILE,
+from grader.backends.slurm.builders import (
     build_batch_script,
     build_job_description,
     sbatch_arguments,
@@ -89,7 +88,15 @@ def test_resources_come_from_the_job_spec_plus_margins(tmp_path: Path) -> None:
     assert description["gres_per_node"] == "gpu:1"
     assert description["cpus_per_task"] == 2
     assert description["is_requeueable"] is False
-    assert [time_limit_minutes(s) for s in (0, 60, 61, 3600)] == [2, 3, 4, 62]
+    assert [time_limit_minutes(s, 120) for s in (0, 60, 61, 3600)] == [2, 3, 4, 62]
+    assert [time_limit_minutes(s, -50) for s in (0, 60, 111)] == [1, 1, 2]  # never below Slurm's one minute
+
+
+def test_margins_come_from_the_settings(tmp_path: Path) -> None:
+    run, job = RunDir(ROOT / "runs/r"), make_job_spec("r", ROOT / "inputs", wall_seconds=100, memory_mb=500)
+    settings = make_settings(tmp_path, slurm_time_margin_s=-40, slurm_memory_margin_mb=0)
+    description = build_job_description(run, job, settings)
+    assert (description["time_limit"], description["memory_per_node"]) == (1, 500)
 
 
 def test_output_paths_escape_percent_and_keep_the_rest(tmp_path: Path) -> None:
@@ -151,7 +158,7 @@ def test_script_runs_supervisor_on_a_hostile_path_for_real(tmp_path: Path) -> No
     _run_script(script, run, {"SLURM_JOB_GPUS": "1", "CUDA_VISIBLE_DEVICES": "1"}, [])
     argv = (python.parent / "python'3.argv").read_bytes().split(b"\0")[:-1]
     assert [a.decode() for a in argv] == ["-m", "grader.sandbox", str(run.path)]
-    allocation = json.loads((run.path / ALLOCATION_FILE).read_text())
+    allocation = json.loads(run.allocation.read_text())
     assert allocation == {
         "job_id": "4242",
         "node": "node-7",

@@ -36,20 +36,17 @@ from slurm_fixtures import slurm_cluster as slurm_cluster  # the session fixture
 from standins import pyslurm_25_11
 
 from grader.backends.base import JobHandle, JobState, JobStatus
-from grader.backends.slurm import (
-    ALLOCATION_FILE,
+from grader.backends.slurm import SlurmBackend
+from grader.backends.slurm.backend import queue_positions, status_from_job
+from grader.backends.slurm.builders import build_batch_script, build_job_description
+from grader.backends.slurm.drivers import (
     CliDriver,
     PyslurmDriver,
-    SlurmBackend,
     SlurmDriver,
     SlurmJob,
     _job_from_squeue,
-    build_batch_script,
-    build_job_description,
     decide_driver,
     parse_scontrol_job,
-    queue_positions,
-    status_from_job,
 )
 from grader.errors import BackendError
 from grader.rundir import RunDir
@@ -165,8 +162,8 @@ def test_submitted_job_has_the_described_resources_and_completes(harness: Harnes
     assert (status.reason, status.exit_code) == (None, 0)
     assert (run.path / "result.txt").read_text() == "done\n"
     assert "grader: Slurm job " + handle.job_id in run.scheduler_log.read_text()
-    assert json.loads((run.path / ALLOCATION_FILE).read_text())["job_id"] == handle.job_id
-    assert (run.path / "handle.json").exists() and (run.path / "slurm_job.sh").exists()
+    assert json.loads(run.allocation.read_text())["job_id"] == handle.job_id
+    assert (run.path / "handle.json").exists() and run.batch_script.exists()
 
 
 def test_gpu_job_is_scheduled_and_records_its_allocation(harness: Harness) -> None:
@@ -176,7 +173,7 @@ def test_gpu_job_is_scheduled_and_records_its_allocation(harness: Harness) -> No
     job = harness.driver.job(handle.job_id)
     assert job is not None and job.gres == "gpu:1"
     assert harness.finish(backend, handle).state is JobState.COMPLETED
-    allocation = json.loads((run.path / ALLOCATION_FILE).read_text())
+    allocation = json.loads(run.allocation.read_text())
     assert allocation["gpus"] == allocation["cuda_visible_devices"] == running.gpus
 
 
@@ -403,7 +400,8 @@ def test_pyslurm_is_never_imported_without_a_slurm_configuration(tmp_path: Path)
     """libslurm ends the process when it finds no configuration; a fake pyslurm does the same here."""
     (tmp_path / "pyslurm.py").write_text("import os\nos._exit(1)  # libslurm: fatal: Could not establish a config\n")
     code = (
-        "from grader.backends.slurm import PyslurmDriver, SlurmBackend\n"
+        "from grader.backends.slurm import SlurmBackend\n"
+        "from grader.backends.slurm.drivers import PyslurmDriver\n"
         "from grader.errors import BackendError\n"
         "from grader.settings import Settings\n"
         "import sys\n"
@@ -448,7 +446,7 @@ def test_real_smoke_run_through_slurm_records_its_gpu(slurm_cluster: Cluster, tm
     result = json.loads(run.result_json.read_text())
     assert result["outcome"] == "ok", result.get("message")
     assert result["scheduler_job_id"] == handle.job_id
-    allocation = json.loads((run.path / ALLOCATION_FILE).read_text())
+    allocation = json.loads(run.allocation.read_text())
     assert allocation["gpus"] and result["gpu"]["SLURM_JOB_GPUS"] == allocation["gpus"]
 
 
@@ -466,7 +464,7 @@ def test_missing_slurm_tools_are_unknown_not_a_crash(tmp_path: Path, monkeypatch
 
 
 def test_describe_names_the_driver_and_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("grader.backends.slurm.installed_pyslurm_version", lambda: None)
+    monkeypatch.setattr("grader.backends.slurm.drivers.installed_pyslurm_version", lambda: None)
     assert SlurmBackend(make_settings(tmp_path, slurm_driver="cli")).describe() == (
         "slurm via the cli driver (slurm_driver = cli)"
     )

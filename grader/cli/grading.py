@@ -107,6 +107,13 @@ def show(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="
     if jr.get("params"):
         console.print(f"{jr['params']:,} parameters, {jr.get('epochs')} epochs × batch {jr.get('batch_size')}, "
                       f"optimizer {jr.get('optimizer')} (lr {jr.get('learning_rate')}), loss {jr.get('loss')}")
+    gpu = {k: v for k, v in (jr.get("gpu") or {}).items() if v and k != "tf_gpus"}
+    if gpu or jr.get("scheduler_job_id"):
+        where = ", ".join(f"{k}={v}" for k, v in sorted(gpu.items()))
+        console.print(f"ran on {jr.get('host')} ({jr.get('backend')}" +
+                      (f", Slurm job {jr['scheduler_job_id']}" if jr.get("scheduler_job_id") else "") +
+                      (f"; allocation {where}" if where else "") +
+                      f"; TensorFlow saw {jr.get('gpu', {}).get('tf_gpus', '0')} GPU)")
     if d.metrics:
         m = d.metrics
         console.print(f"public accuracy {pct(m['public_accuracy'])}, training subset {pct(m['train_accuracy'])}, "

@@ -1,4 +1,4 @@
-"""Slurm backend: each run directory becomes one batch job, submitted through pyslurm or the Slurm CLIs."""
+"""Slurm drivers behind one interface: the CLI tools (any Slurm) and pyslurm (Slurm's C API), and the choice."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import json
-import math
 import os
 import re
-import shlex
 import subprocess
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,215 +17,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from grader.backends.base import Backend, JobHandle, JobState, JobStatus
+from grader.backends.slurm.builders import sbatch_arguments
 from grader.errors import BackendError
-from grader.results import JobSpec
-from grader.rundir import RunDir, atomic_write_text
 from grader.settings import Settings
 
-# Slurm's limits sit above the supervisor's own so that the supervisor, not Slurm, normally ends
-# an overrunning job and writes result.json; Slurm's limit is the backstop for a stuck supervisor.
-TIME_MARGIN_SECONDS = 120  # interpreter and TensorFlow start-up, module load, container start, kill grace
-MEMORY_MARGIN_MB = 1024  # the supervisor process and page cache, above the job's own memory limit
-BATCH_SCRIPT = "slurm_job.sh"  # written into the run dir for instructors; the submitted script is the same text
-ALLOCATION_FILE = "allocation.json"  # what Slurm allocated (GPUs, node), written by the batch script below
 SLURM_CONF_CANDIDATES = ("/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf")
 COMMAND_TIMEOUT_S = 30.0
-
-_SCHEDULER_STATES: dict[str, JobState] = {
-    "PENDING": JobState.PENDING,
-    "REQUEUED": JobState.PENDING,
-    "REQUEUE_HOLD": JobState.PENDING,
-    "REQUEUE_FED": JobState.PENDING,
-    "CONFIGURING": JobState.PENDING,
-    "RESIZING": JobState.PENDING,
-    "RUNNING": JobState.RUNNING,
-    "COMPLETING": JobState.RUNNING,  # the script has ended; Slurm is still cleaning up the node
-    "SIGNALING": JobState.RUNNING,
-    "STAGE_OUT": JobState.RUNNING,
-    "SUSPENDED": JobState.RUNNING,
-    "STOPPED": JobState.RUNNING,
-    "COMPLETED": JobState.COMPLETED,
-    "FAILED": JobState.FAILED,
-    "SPECIAL_EXIT": JobState.FAILED,
-    "TIMEOUT": JobState.TIMEOUT,
-    "DEADLINE": JobState.TIMEOUT,
-    "CANCELLED": JobState.CANCELLED,
-    "REVOKED": JobState.CANCELLED,
-    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
-    "NODE_FAIL": JobState.NODE_FAIL,
-    "BOOT_FAIL": JobState.NODE_FAIL,
-    "PREEMPTED": JobState.PREEMPTED,
-}
-
-_PENDING_REASONS = {
-    "None": "queued",
-    "Priority": "waiting behind jobs with higher priority",
-    "Resources": "waiting for a free GPU/CPU/memory",
-    "Dependency": "waiting for another job",
-    "BeginTime": "waiting for its start time (requeued jobs wait a little)",
-    "JobHeldAdmin": "held by an administrator",
-    "JobHeldUser": "held",
-    "PartitionDown": "the partition is down",
-    "PartitionInactive": "the partition is not accepting jobs",
-    "ReqNodeNotAvail": "the nodes it needs are unavailable (maintenance or failure)",
-    "Reservation": "waiting for its reservation to start",
-    "NodeDown": "a node it needs is down",
-}
 
 
 class SchedulerError(BackendError):
     """Slurm could not be asked (command failed, controller down, pyslurm RPC error)."""
-
-
-# ----------------------------------------------------------------------------- pure builders
-
-
-def _filename_pattern(path: Path) -> str:
-    """Slurm expands %j etc. in output paths ('%%' is a literal '%') and gives up on backslashes."""
-    text = str(path)
-    if "\\" in text:
-        raise BackendError(f"Slurm cannot write job output under a path with a backslash: {text!r}")
-    return text.replace("%", "%%")
-
-
-def time_limit_minutes(wall_seconds: int) -> int:
-    """Slurm counts whole minutes: the supervisor's limit plus a margin, rounded up."""
-    return max(1, math.ceil((wall_seconds + TIME_MARGIN_SECONDS) / 60))
-
-
-def build_job_description(run_dir: RunDir, job_spec: JobSpec, settings: Settings) -> dict[str, Any]:
-    """Resources, names and paths of one grading job, keyed by pyslurm's JobSubmitDescription attributes.
-
-    Both drivers submit exactly this: pyslurm takes it as keyword arguments, the CLI driver
-    translates it with `sbatch_arguments`. Keys with no value are left out, so what is
-    submitted is what a golden file shows.
-    """
-    log = _filename_pattern(run_dir.scheduler_log)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"grader-{job_spec.exercise.name}-{job_spec.run_id}")[:100]
-    description: dict[str, Any] = {
-        "name": name,
-        "partitions": settings.slurm_partition,
-        "account": settings.slurm_account,
-        "qos": settings.slurm_qos,
-        "reservations": settings.slurm_reservation,
-        "nodes": 1,
-        "ntasks": 1,
-        "cpus_per_task": settings.slurm_cpus,
-        "memory_per_node": job_spec.memory_mb + MEMORY_MARGIN_MB,
-        "time_limit": time_limit_minutes(job_spec.wall_seconds),
-        "gres_per_node": f"gpu:{settings.slurm_gpus}" if settings.slurm_gpus else None,
-        "working_directory": str(run_dir.path),
-        "standard_output": log,
-        "standard_error": log,
-        # A node failure or preemption ends the job; the coordinator decides about a retry, so
-        # a run directory is never written by two attempts at once.
-        "is_requeueable": False,
-    }
-    return {key: value for key, value in description.items() if value is not None}
-
-
-# Static parts of the batch script (no interpolation: nothing here can be injected).
-_MODULE_INIT = r"""# `module` is a shell function set up by login scripts; batch shells may lack it.
-if ! type module >/dev/null 2>&1; then
-  set +u
-  for init in /etc/profile.d/lmod.sh /etc/profile.d/modules.sh /usr/share/lmod/lmod/init/bash; do
-    if [ -r "$init" ]; then . "$init"; break; fi
-  done
-  set -u
-fi"""
-
-_RECORD_ALLOCATION = r"""# Record what Slurm allocated, for the result and for instructors (temp file, then rename).
-json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//[[:cntrl:]]/}"; }
-printf '{"job_id": %s, "node": %s, "gpus": %s, "cuda_visible_devices": %s, "cpus": %s, "mem_mb": %s}\n' \
-  "$(json_string "${SLURM_JOB_ID:-}")" "$(json_string "${SLURMD_NODENAME:-$(hostname)}")" \
-  "$(json_string "${SLURM_JOB_GPUS:-}")" "$(json_string "${CUDA_VISIBLE_DEVICES:-}")" \
-  "$(json_string "${SLURM_CPUS_ON_NODE:-}")" "$(json_string "${SLURM_MEM_PER_NODE:-}")" \
-  > "$RUN_DIR/.allocation.json.tmp"
-mv -f -- "$RUN_DIR/.allocation.json.tmp" "$RUN_DIR/allocation.json"
-""".rstrip("\n")
-
-_CONTAINER_SETUP = r"""if command -v apptainer >/dev/null 2>&1; then runtime=apptainer
-elif command -v singularity >/dev/null 2>&1; then runtime=singularity
-else echo "grader: neither apptainer nor singularity is installed on $(hostname)" >&2; exit 127; fi
-# Contained: no host home, environment or /tmp; only the run dir (read-write) and the inputs (read-only).
-container_args=(exec --nv --containall --bind "$RUN_DIR" --bind "$INPUTS_DIR:$INPUTS_DIR:ro" --pwd "$RUN_DIR")
-if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
-  container_args+=(--env "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")
-fi"""
-
-
-def build_batch_script(run_dir: RunDir, job_spec: JobSpec, settings: Settings) -> str:
-    """The bash script Slurm runs: modules, allocation record, then the supervisor (maybe in a container).
-
-    Every path is a shell-quoted literal; nothing from the run directory is interpreted by the shell.
-    """
-    q = shlex.quote
-    container = settings.slurm_container
-    python = settings.slurm_python or ("python3" if container else sys.executable)
-    header = " ".join(
-        f"grader job {job_spec.run_id}: exercise {job_spec.exercise.name}, "
-        f"profile {job_spec.profile_name}, grader {job_spec.grader_version}".split()
-    )
-    lines = [
-        "#!/bin/bash",
-        f"# {header}",
-        "# Resources are requested by the submitter (sbatch options or pyslurm), not by #SBATCH lines.",
-        "set -euo pipefail",
-        f"RUN_DIR={q(str(run_dir.path))}",
-        f"INPUTS_DIR={q(job_spec.inputs_dir)}",
-        'cd -- "$RUN_DIR"',
-        'echo "grader: Slurm job ${SLURM_JOB_ID:-?} on $(hostname) at $(date -Is)" >&2',
-    ]
-    modules = [name for entry in settings.slurm_modules for name in entry.split()]
-    if modules:
-        lines += [_MODULE_INIT, "module load " + " ".join(q(name) for name in modules)]
-    lines.append(_RECORD_ALLOCATION)
-    supervisor = f'{q(python)} -m grader.sandbox "$RUN_DIR"'
-    if not container:
-        lines.append(f"exec {supervisor}")
-    else:
-        for label, path in (("run directory", str(run_dir.path)), ("inputs directory", job_spec.inputs_dir)):
-            if any(c in path for c in ":,"):
-                raise BackendError(f"Apptainer cannot bind a {label} whose path holds ':' or ',': {path!r}")
-        lines += [_CONTAINER_SETUP, f'exec "$runtime" "${{container_args[@]}}" {q(container)} {supervisor}']
-    return "\n".join(lines) + "\n"
-
-
-_SBATCH_OPTIONS = {
-    "name": "--job-name",
-    "partitions": "--partition",
-    "account": "--account",
-    "qos": "--qos",
-    "reservations": "--reservation",
-    "nodes": "--nodes",
-    "ntasks": "--ntasks",
-    "cpus_per_task": "--cpus-per-task",
-    "memory_per_node": "--mem",
-    "time_limit": "--time",
-    "gres_per_node": "--gres",
-    "working_directory": "--chdir",
-    "standard_output": "--output",
-    "standard_error": "--error",
-    "comment": "--comment",
-}
-
-
-def sbatch_arguments(description: Mapping[str, Any]) -> list[str]:
-    """Translate a job description into sbatch options (memory in MB and time in minutes, sbatch's units)."""
-    args: list[str] = []
-    for key, value in description.items():
-        if key == "is_requeueable":
-            args.append("--requeue" if value else "--no-requeue")
-        elif key in _SBATCH_OPTIONS:
-            args.append(f"{_SBATCH_OPTIONS[key]}={value}")
-        else:
-            known = ", ".join(sorted([*_SBATCH_OPTIONS, "is_requeueable"]))
-            raise BackendError(f"unknown job description key {key!r}; known keys: {known}")
-    return args
-
-
-# ----------------------------------------------------------------------------- scheduler view
 
 
 @dataclass(frozen=True)
@@ -249,57 +47,6 @@ class SlurmJob:
     memory_mb: int | None = None
     gres: str | None = None  # requested per node, e.g. "gpu:1"
     gpus: str | None = None  # allocated GPU indices, e.g. "0" or "0-1"
-
-
-def queue_positions(jobs: Iterable[SlurmJob]) -> dict[str, int]:
-    """1-based place of each pending job in its partition: higher priority first, then earlier submission."""
-    by_partition: dict[str | None, list[SlurmJob]] = {}
-    for job in jobs:
-        if _SCHEDULER_STATES.get(job.state) is JobState.PENDING:
-            by_partition.setdefault(job.partition, []).append(job)
-    positions: dict[str, int] = {}
-    for queue in by_partition.values():
-        queue.sort(key=lambda j: (-(j.priority or 0), j.submit_time or 0, int(j.job_id) if j.job_id.isdigit() else 0))
-        positions.update({job.job_id: place for place, job in enumerate(queue, start=1)})
-    return positions
-
-
-def status_from_job(job: SlurmJob, queue_position: int | None = None) -> JobStatus:
-    """Map Slurm's state to ours, with a reason a workshop participant can read."""
-    state = _SCHEDULER_STATES.get(job.state, JobState.UNKNOWN)
-    raw_reason = (job.reason or "None").split(",")[0]
-    reason: str | None
-    if state is JobState.PENDING:
-        reason = f"{_PENDING_REASONS.get(raw_reason, 'waiting')} (Slurm: {raw_reason})"
-    elif state is JobState.TIMEOUT:
-        limit = f"{job.time_limit}-minute" if job.time_limit else "Slurm"
-        reason = f"your job hit the {limit} time limit"
-    elif state is JobState.OUT_OF_MEMORY:
-        limit = f"its {job.memory_mb} MB" if job.memory_mb else "its"
-        reason = f"your job used more than {limit} memory allocation"
-    elif state is JobState.NODE_FAIL:
-        reason = f"the compute node failed ({job.state}); an infrastructure problem, not your code"
-    elif state is JobState.PREEMPTED:
-        reason = "the job was preempted by higher-priority work"
-    elif state is JobState.CANCELLED:
-        reason = "the job was cancelled"
-    elif state is JobState.FAILED:
-        how = f"signal {job.signal}" if job.signal else f"exit code {job.exit_code}"
-        reason = f"the batch job failed with {how}" + (f" (Slurm: {raw_reason})" if raw_reason != "None" else "")
-    elif state is JobState.UNKNOWN:
-        reason = f"unknown Slurm state {job.state!r}"
-    else:
-        reason = "suspended by the scheduler" if job.state in ("SUSPENDED", "STOPPED") else None
-    return JobStatus(
-        state=state,
-        reason=reason,
-        queue_position=queue_position if state is JobState.PENDING else None,
-        exit_code=job.exit_code,
-        gpus=job.gpus,
-    )
-
-
-# ----------------------------------------------------------------------------- drivers
 
 
 class SlurmDriver(ABC):
@@ -586,9 +333,6 @@ class PyslurmDriver(SlurmDriver):
         )
 
 
-# ----------------------------------------------------------------------------- driver choice
-
-
 def slurm_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """The configuration libslurm would read, if there is one (SLURM_CONF wins even when missing)."""
     env = os.environ if environ is None else environ
@@ -654,79 +398,3 @@ def make_driver(settings: Settings) -> tuple[SlurmDriver, str]:
         slurm_version=installed_slurm_version() if settings.slurm_driver != "cli" else None,
     )
     return (PyslurmDriver() if name == "pyslurm" else CliDriver()), why
-
-
-# ----------------------------------------------------------------------------- backend
-
-
-class SlurmBackend(Backend):
-    """Submits run directories as Slurm batch jobs and reconciles their states in one query per poll."""
-
-    name = "slurm"
-
-    def __init__(self, settings: Settings, driver: SlurmDriver | None = None) -> None:
-        super().__init__(settings)
-        self._driver = driver
-        self._why = "given by the caller" if driver else ""
-        self._finished: dict[str, JobStatus] = {}  # terminal states never change: ask Slurm once
-
-    @property
-    def driver(self) -> SlurmDriver:
-        if self._driver is None:
-            self._driver, self._why = make_driver(self.settings)
-        return self._driver
-
-    def _start(self, run_dir: RunDir) -> str:
-        try:
-            spec = JobSpec.model_validate_json(run_dir.job_json.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise BackendError(f"{run_dir.job_json} is not a valid job spec: {exc}") from None
-        description = build_job_description(run_dir, spec, self.settings)
-        script = build_batch_script(run_dir, spec, self.settings)
-        atomic_write_text(run_dir.path / BATCH_SCRIPT, script)
-        try:
-            return self.driver.submit(description, script)
-        except SchedulerError as exc:
-            raise BackendError(f"Slurm did not accept the job for {run_dir.path.name}: {exc}") from None
-
-    def poll_many(self, handles: Iterable[JobHandle]) -> dict[str, JobStatus]:
-        ids = list(dict.fromkeys(handle.job_id for handle in handles))
-        statuses = {job_id: self._finished[job_id] for job_id in ids if job_id in self._finished}
-        active = [job_id for job_id in ids if job_id not in statuses]
-        if not active:
-            return statuses
-        try:
-            snapshot = self.driver.jobs()
-        except Exception as exc:  # any scheduler trouble is a state, never a crash of `grader sync`
-            reason = f"Slurm could not be asked: {exc}"
-            return statuses | {job_id: JobStatus(state=JobState.UNKNOWN, reason=reason) for job_id in active}
-        positions = queue_positions(snapshot.values())
-        for job_id in active:
-            job = snapshot.get(job_id)
-            try:
-                job = job or self.driver.job(job_id)  # finished jobs may have left squeue already
-            except Exception as exc:
-                statuses[job_id] = JobStatus(state=JobState.UNKNOWN, reason=f"Slurm could not be asked: {exc}")
-                continue
-            status = (
-                JobStatus(state=JobState.UNKNOWN, reason="vanished")
-                if job is None
-                else (status_from_job(job, positions.get(job_id)))
-            )
-            if status.state.terminal:
-                self._finished[job_id] = status
-            statuses[job_id] = status
-        return statuses
-
-    def cancel(self, handle: JobHandle) -> None:
-        try:
-            self.driver.cancel(handle.job_id)
-        except SchedulerError as exc:
-            raise BackendError(f"could not cancel Slurm job {handle.job_id}: {exc}") from None
-
-    def describe(self) -> str:
-        try:
-            driver = self.driver.name
-        except BackendError as exc:
-            return f"slurm: unusable ({exc})"
-        return f"slurm via the {driver} driver ({self._why})"
