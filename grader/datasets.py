@@ -379,6 +379,7 @@ def prepare_inputs(spec: ExerciseSpec, profile_name: str, settings: Settings) ->
     try:
         staging.rename(folder)
     except OSError:  # another process won the race; its folder is identical
+        staging.chmod(0o755)  # read-only folders cannot be emptied by a non-root user
         shutil.rmtree(staging, ignore_errors=True)
     return folder
 

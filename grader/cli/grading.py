@@ -63,7 +63,9 @@ def leaderboard(ctx: typer.Context,
                 exercise: Annotated[str | None, typer.Option("--exercise", "-e", help="One exercise.")] = None,
                 all_: Annotated[bool, typer.Option("--all", help="Every exercise.")] = False,
                 private: Annotated[bool, typer.Option("--private", help="Private half (instructors).")] = False,
-                profile: ProfileOpt = None) -> None:
+                profile: ProfileOpt = None,
+                top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N participants "
+                                                        "(reference rows are always shown).")] = None) -> None:
     """Best submission per participant, ranked, with baseline and reference rows in place."""
     from grader.service.board import leaderboard as board
 
@@ -78,6 +80,8 @@ def leaderboard(ctx: typer.Context,
         rows = []
         for r in lb.rows:
             ref = r.row.reference_name is not None
+            if top is not None and not ref and (r.rank or 0) > top:
+                continue
             name_cell = f"[italic cyan]{escape(r.row.participant)}[/]" if ref else escape(r.row.participant)
             row = [r.rank or "", name_cell, pct(r.accuracy), pct(r.delta_baseline, True), pct(r.delta_best_reference, True),
                    "-" if r.row.score is None else f"{r.row.score:g}/{r.row.max_score:g}", num(r.row.params),

@@ -65,6 +65,10 @@ def apply_grade(res: Result, graded: GradedRow) -> None:
 
 def regrade(ctx: Context, exercise: str, profile: str | None = None, only_missing_references: bool = False) -> int:
     """Re-apply the current rubric to stored results. Never trains, never touches a backend."""
+    if not ctx.is_instructor and not only_missing_references:
+        from grader.errors import GraderError
+
+        raise GraderError("regrading is for instructors only")
     ctx.catalog.get(exercise)
     count = 0
     from grader.db.engine import session_scope
