@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import shutil
 import struct
 import tempfile
@@ -391,6 +390,3 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
     return buf.getvalue()
 
-
-def manifest(folder: Path) -> dict[str, object]:
-    return json.loads((folder / INPUT_MANIFEST).read_text())

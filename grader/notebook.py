@@ -21,7 +21,7 @@ from grader.specs.catalog import ExerciseCatalog
 from grader.submission import KERAS2_ARGS, cells_to_module, check_source
 
 if TYPE_CHECKING:
-    from grader.service.grade import GradeReport
+    from grader.service.foreground import GradeReport
     from grader.specs.exercise import ExerciseSpec
 
 DEFAULT_PROFILE = "notebook"
@@ -252,7 +252,7 @@ def _grade(source: str, sha256: str, *, exercise: str, profile: str, seed: int |
            settings: Settings) -> GradeReport:
     key = (sha256, exercise, profile, seed, str(settings.home))
     if key not in _REPORTS:
-        from grader.service.grade import grade_source  # database and backends: only when grading
+        from grader.service.foreground import grade_source  # database and backends: only when grading
 
         _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, settings=settings, seed=seed,
                                      references=("baseline",))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -221,6 +220,3 @@ def store_source(source: str, store_dir: Path) -> Path:
         atomic_write_bytes(target, data)
     return target
 
-
-def copy_into(run_submission: Path, stored: Path) -> None:
-    shutil.copyfile(stored, run_submission)

@@ -23,10 +23,8 @@ def references_compute(ctx: typer.Context, exercise: Annotated[str, typer.Option
                        wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until all are graded.")] = True,
                        force: Annotated[bool, typer.Option(help="Queue again even if measured.")] = False) -> None:
     """Grade the baseline and reference solutions through the same pipeline and store them."""
-    import time
-
+    from grader.service.references import wait_for_references
     from grader.service.submit import ensure_references
-    from grader.service.sync import sync
 
     c = context(ctx)
     spec = c.catalog.get(exercise)
@@ -36,40 +34,22 @@ def references_compute(ctx: typer.Context, exercise: Annotated[str, typer.Option
     console.print(f"queued: {', '.join(queued) or 'nothing (all measured; --force to redo)'}")
     if wait:
         with console.status("running reference solutions…"):
-            while True:
-                sync(c)
-                rows = _reference_status(c, exercise, profile)
-                if all(r[1] in ("done", "failed") for r in rows):
-                    break
-                time.sleep(2)
+            wait_for_references(c, exercise, profile, poll=2.0)
     references_list(ctx, exercise, profile)
-
-
-def _reference_status(c: object, exercise: str, profile: str) -> list[tuple[str, str, float | None, float | None]]:
-    from sqlalchemy import select
-
-    from grader.db.engine import session_scope
-    from grader.db.models import Result, Submission
-
-    with session_scope(c.engine) as s:  # type: ignore[attr-defined]
-        rows = s.execute(select(Submission.reference_name, Submission.state, Result.public_accuracy, Result.fit_seconds,
-                                Submission.id)
-                         .outerjoin(Result, Result.submission_id == Submission.id)
-                         .where(Submission.exercise == exercise, Submission.profile == profile,
-                                Submission.reference_name.is_not(None)).order_by(Submission.id)).all()
-    latest = {r[0]: (r[0], r[1], r[2], r[3]) for r in rows}
-    return list(latest.values())
 
 
 @references_app.command("list")
 def references_list(ctx: typer.Context, exercise: Annotated[str, typer.Option("--exercise", "-e", help="Exercise.")],
                     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile.")] = None) -> None:
     """Show the measured reference results."""
+    from grader.service.references import reference_status
+
     c = context(ctx)
     profile = profile or c.settings.profile
-    rows = _reference_status(c, exercise, profile)
+    rows = reference_status(c, exercise, profile)
     console.print(table(f"References: {exercise} ({profile})", ["reference", "state", "public acc", "fit s"],
-                        [[n, state(s), pct(a), "-" if f is None else f"{f:.1f}"] for n, s, a, f in rows]))
+                        [[r.name, state(r.state), pct(r.public_accuracy),
+                          "-" if r.fit_seconds is None else f"{r.fit_seconds:.1f}"] for r in rows]))
 
 
 @export_app.command("grades")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from grader.cli.common import context
 from grader.cli.render import TrainingProgress, console, render_grade, render_result_summary, state
 from grader.errors import GraderError, NotFoundError
+
+if TYPE_CHECKING:
+    from grader.service.context import Context
 
 ExerciseOpt = Annotated[str, typer.Option("--exercise", "-e", help="Exercise name (see `grader exercises list`).")]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="smoke (bundled sample) or full; default from settings.")]
@@ -87,7 +90,7 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
         console.print(f"follow it with: grader status {receipt.submission_id}")
 
 
-def _wait(c: object, submission_id: int, run_dir: Path | None) -> None:
+def _wait(c: Context, submission_id: int, run_dir: Path | None) -> None:
     from grader.rundir import RunDir
     from grader.service.board import show, status
     from grader.service.runs import follow_progress
@@ -95,7 +98,7 @@ def _wait(c: object, submission_id: int, run_dir: Path | None) -> None:
     bar: TrainingProgress | None = None
 
     def finished() -> bool:
-        row = status(c, submission_id=submission_id, limit=1).rows[0]  # type: ignore[arg-type]  (syncs first)
+        row = status(c, submission_id=submission_id, limit=1).rows[0]  # status() syncs first
         if bar is not None and row.state == "queued":
             bar.status(f"queued, #{row.queue_position} in line" if row.queue_position else "queued")
         return row.state in ("done", "failed")
@@ -113,7 +116,7 @@ def _wait(c: object, submission_id: int, run_dir: Path | None) -> None:
             bar.status("queued")
             for event in follow_progress(RunDir(run_dir), done_now, poll=0.3):
                 bar.event(event)
-    detail = show(c, submission_id)  # type: ignore[arg-type]
+    detail = show(c, submission_id)
     st = detail.status
     console.print(f"submission {st.id}: {state(st.state)}" + (f" ({st.reason})" if st.reason else ""))
     if st.state == "failed" and st.message:

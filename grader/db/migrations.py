@@ -41,7 +41,6 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "participants, submissions, results, quota overrides, notebook scores", _initial),
     Migration(2, "covering indexes for the leaderboard", _leaderboard_indexes),
 ]
-LATEST = MIGRATIONS[-1].version
 
 
 def _ensure_table(conn: Connection) -> None:

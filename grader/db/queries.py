@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import Float, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from grader.db.models import Participant, Result, Submission
@@ -80,8 +80,3 @@ def reference_rows(session: Session, exercise: str, profile: str, seed: int, spe
                      max_score=r.max_score, params=r.params, epochs=r.epochs, fit_seconds=r.fit_seconds,
                      n_submissions=1, last_submitted=s.created_at) for s, r in rows]
 
-
-def mean_score(session: Session, exercise: str) -> float | None:
-    value = session.scalar(select(func.avg(Result.score.cast(Float))).join(Submission)
-                           .where(Submission.exercise == exercise))
-    return float(value) if value is not None else None

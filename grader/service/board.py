@@ -141,7 +141,6 @@ class SubmissionDetail(BaseModel):
 
 
 def show(ctx: Context, submission_id: int) -> SubmissionDetail:
-    sync(ctx, ids=[submission_id])
     view = status(ctx, submission_id=submission_id, limit=1)
     row = view.rows[0]
     if row.participant != ctx.user and not ctx.is_instructor:
