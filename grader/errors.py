@@ -57,3 +57,21 @@ class QuotaError(GraderError):
     """A participant has used up their submissions for the current window."""
 
     exit_code = 8
+
+
+class AccessError(GraderError):
+    """The caller's role does not allow this (a participant calling an instructor command)."""
+
+    exit_code = 9
+
+
+class ServerError(GraderError):
+    """The grader server is unreachable, or answered with something other than grader's API."""
+
+    exit_code = 10
+
+
+class AuthError(GraderError):
+    """No token, or one the server does not accept (wrong, revoked, expired)."""
+
+    exit_code = 11

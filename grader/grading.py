@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from grader import advice
 from grader.results import FailureReason, JobResult, Outcome
 from grader.scoring import Metrics
 from grader.specs.exercise import ExerciseSpec
@@ -183,16 +184,8 @@ def _criterion(crit: Any, acc: float, metrics: Metrics, result: JobResult, refs:
 
 
 def _failure_advice(result: JobResult) -> list[str]:
-    kind = result.error_kind.value if result.error_kind else ""
-    tips = {
-        "nan_loss": "A NaN loss usually means the learning rate is too high: try 10x smaller.",
-        "timeout": "Fewer epochs, a smaller model, or a larger batch size make training faster.",
-        "out_of_memory": "Smaller Dense layers after Flatten, or a smaller batch size, use less memory.",
-        "wrong_output_size": "The last layer needs one unit per class, with a softmax activation.",
-        "keras2_api": "Course material written for Keras 2 needs small renames in Keras 3 (lr → learning_rate).",
-        "logits_without_from_logits": "Either softmax on the last layer, or from_logits=True in the loss.",
-    }
-    return [tips[kind]] if kind in tips else []
+    tip = advice.tip(result.error_kind)
+    return [tip] if tip else []
 
 
 def diagnose(result: JobResult, metrics: Metrics, spec: ExerciseSpec, refs: References) -> list[str]:

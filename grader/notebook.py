@@ -18,7 +18,8 @@ from grader.errors import GraderError, SubmissionError
 from grader.results import ErrorKind, Outcome
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
-from grader.submission import KERAS2_ARGS, cells_to_module, check_source
+from grader.specs.keras2 import KERAS2_RENAMES, rename_hint
+from grader.submission import cells_to_module, check_source
 
 if TYPE_CHECKING:
     from grader.service.foreground import GradeReport
@@ -183,7 +184,7 @@ def check_structure(build_model: Callable[..., Any], *, exercise: str, require: 
             raise AssertionError("build_model is not written yet: replace `raise NotImplementedError()` "
                                  "with your model") from None
         except Exception as exc:
-            hint = next((f" (`{old}=` is a Keras 2 name; Keras 3 calls it `{new}=`)" for old, new in KERAS2_ARGS.items()
+            hint = next((f" (`{old}=` is a Keras 2 name; Keras 3 calls it {rename_hint(old)})" for old in KERAS2_RENAMES
                          if f"'{old}'" in str(exc)), "")
             raise AssertionError(f"build_model() raised {type(exc).__name__}: {str(exc)[:600]}{hint}") from None
         if not _is_keras_model(model):
@@ -252,10 +253,11 @@ def _grade(source: str, sha256: str, *, exercise: str, profile: str, seed: int |
            settings: Settings) -> GradeReport:
     key = (sha256, exercise, profile, seed, str(settings.home))
     if key not in _REPORTS:
-        from grader.service.foreground import grade_source  # database and backends: only when grading
+        from grader.service.context import Context  # database and backends: only when grading
+        from grader.service.foreground import grade_source
 
-        _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, settings=settings, seed=seed,
-                                     references=("baseline",))
+        _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, ctx=Context(settings=settings),
+                                     seed=seed, references=("baseline",))
     return _REPORTS[key]
 
 

@@ -5,15 +5,33 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+Names = Annotated[list[str], NoDecode]
+
+
+def _names(value: Any) -> Any:
+    """A list from TOML or JSON, or a plain comma-separated string (GRADER_INSTRUCTORS=ann,bob)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list ({exc.msg}); write a JSON list or comma-separated names") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLES_DIR = PACKAGE_DIR / "data" / "samples"
@@ -24,7 +42,7 @@ def _user_data_home() -> Path:
     return Path(base) / "grader"
 
 
-def _config_file() -> Path:
+def config_file() -> Path:
     explicit = os.environ.get("GRADER_CONFIG")
     if explicit:
         return Path(explicit)
@@ -85,10 +103,38 @@ class Settings(BaseSettings):
         default="auto",
         description="Namespace isolation for jobs: auto picks bwrap, then unshare, else none.",
     )
-    instructors: list[str] = Field(
-        default_factory=list,
-        description="User names allowed to submit for others, see private scores and override quotas.",
+    landlock: bool = Field(
+        default=True,
+        description="Jobs confine themselves with Landlock (Linux 5.13+) to their filesystem view, whatever the "
+        "namespace isolation; with neither bwrap nor Landlock a job could read the held-out labels.",
     )
+    allow_unisolated_jobs: bool = Field(
+        default=False,
+        description="Let `grader serve` run jobs without any filesystem view (no bwrap, no Landlock). Only for a "
+        "trusted class: a submission could then read every file of the server's account.",
+    )
+    job_scratch_mb: int = Field(default=512, ge=16, description="Disk a job may use for its own files (scratch).")
+    job_output_mb: int = Field(default=256, ge=16, description="Total size of what a job may send back.")
+    build_seconds: int = Field(
+        default=300, ge=10,
+        description="Longest a job may take from start to its first epoch (TensorFlow import, your file's import, "
+        "build_model, compile): an endless loop there ends early instead of holding the queue.",
+    )
+    instructors: Names = Field(
+        default_factory=list,
+        description="Embedded mode only: local user names treated as instructors (a JSON list or comma-separated). "
+        "Empty: the single local user is the instructor. A server keeps roles in its accounts instead.",
+    )
+    revealed_exercises: Names = Field(
+        default_factory=list,
+        description="Exercises whose private half is revealed: participants then see private accuracies and the "
+        "private board (until then they see public-half figures only).",
+    )
+    server: str | None = Field(
+        default=None,
+        description="URL of a `grader serve` coordinator; set (or `grader login`) to use the CLI as its client.",
+    )
+    token: str | None = Field(default=None, description="Access token for the server (prefer `grader login`).")
     quota_per_window: int | None = Field(
         default=None, ge=1, description="Submissions per participant and exercise per window; none = unlimited."
     )
@@ -104,7 +150,7 @@ class Settings(BaseSettings):
     slurm_reservation: str | None = Field(default=None, description="Slurm reservation (workshop day).")
     slurm_gpus: int = Field(default=1, ge=0, description="GPUs per grading job (gres gpu:N); 0 for CPU-only.")
     slurm_cpus: int = Field(default=2, ge=1, description="CPUs per grading job.")
-    slurm_modules: list[str] = Field(
+    slurm_modules: Names = Field(
         default_factory=list, description="`module load` lines run before the job (site software stacks)."
     )
     slurm_container: str | None = Field(
@@ -126,6 +172,11 @@ class Settings(BaseSettings):
         description="MB added to the exercise's memory limit for Slurm's --mem (the supervisor and page cache).",
     )
 
+    @field_validator("instructors", "slurm_modules", "revealed_exercises", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _names(value)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -135,7 +186,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
 
     @cached_property

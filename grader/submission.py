@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from grader.errors import SubmissionError
+from grader.errors import GraderError, SubmissionError
 from grader.rundir import atomic_write_bytes
 from grader.specs.exercise import ExerciseSpec
+from grader.specs.keras2 import KERAS2_RENAMES, rename_hint
+from grader.untrusted import parse_json
 
 MAX_SOURCE_BYTES = 256_000
 MAX_NOTEBOOK_BYTES = 20_000_000
 BUILD_PARAMS = {"input_shape", "num_classes"}
 TRAINING_KEYS = {"epochs", "batch_size"}
-KERAS2_ARGS = {"lr": "learning_rate", "nb_epoch": "epochs", "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
 
 
 class SubmissionInfo(BaseModel):
@@ -55,6 +55,9 @@ def check_source(source: str, filename: str, spec: ExerciseSpec | None = None, k
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
         raise _fail(filename, f"syntax error: {exc.msg}", exc.lineno, "fix the line shown and submit again") from None
+    except (RecursionError, MemoryError):
+        raise _fail(filename, "an expression is nested too deeply for Python to read",
+                    hint="split the expression into several lines") from None
     warnings: list[str] = []
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     build = funcs.get("build_model")
@@ -116,10 +119,10 @@ def _keras2_names(tree: ast.Module, filename: str) -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             for kw in node.keywords:
-                if kw.arg in KERAS2_ARGS:
+                if kw.arg in KERAS2_RENAMES:
                     raise _fail(filename, f"`{kw.arg}=` is a Keras 2 argument name; Keras 3 calls it "
-                                f"`{KERAS2_ARGS[kw.arg]}=`", node.lineno,
-                                f"write e.g. keras.optimizers.Adam({KERAS2_ARGS[kw.arg]}=...)")
+                                f"{rename_hint(kw.arg)}", node.lineno,
+                                "write e.g. keras.optimizers.Adam(learning_rate=...)")
 
 
 # --- notebooks ------------------------------------------------------------------------------
@@ -164,30 +167,78 @@ def cells_to_module(cells: list[str]) -> tuple[str, list[str]]:
         except SyntaxError as exc:
             warnings.append(f"code cell {i} skipped: syntax error ({exc.msg}, line {exc.lineno})")
             continue
+        except (RecursionError, MemoryError):
+            warnings.append(f"code cell {i} skipped: an expression is nested too deeply for Python to read")
+            continue
         for node in tree.body:
             if not _keep(node):
+                continue
+            try:
+                text = ast.unparse(node)
+            except (RecursionError, MemoryError):
+                warnings.append(f"code cell {i}: a definition nested too deeply was skipped")
                 continue
             if isinstance(node, ast.Import | ast.ImportFrom):
                 # an import of a plotting/data library the grading environment lacks must not
                 # sink the whole submission; if build_model needs it, the job reports it there
-                kept.append(f"try:\n    {ast.unparse(node)}\nexcept ImportError:\n    pass")
+                kept.append(f"try:\n    {text}\nexcept ImportError:\n    pass")
             else:
-                kept.append(ast.unparse(node))
+                kept.append(text)
     return "\n\n".join(kept) + "\n", warnings
 
 
-def notebook_to_module(path: Path) -> tuple[str, list[str]]:
-    """Read an .ipynb (nbformat 4 JSON, parsed without nbformat to keep the CLI light)."""
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK_BYTES:
-        raise _fail(path.name, f"notebook is {size} bytes; the limit is {MAX_NOTEBOOK_BYTES} (clear outputs?)")
+def notebook_to_module(data: bytes, filename: str) -> tuple[str, list[str]]:
+    """Read an .ipynb (nbformat 4 JSON, parsed with bounds and without nbformat to keep the CLI light)."""
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise _fail(filename, f"notebook is {len(data):,} bytes; the limit is {MAX_NOTEBOOK_BYTES:,} (clear outputs?)")
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
-        sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise _fail(path.name, f"not a readable Jupyter notebook ({exc})") from None
+        nb = parse_json(data, filename)
+    except GraderError as exc:
+        raise _fail(filename, f"not a readable Jupyter notebook: {exc}") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise _fail(filename, "not a Jupyter notebook: it has no list of cells",
+                    hint="save it from Jupyter as .ipynb, or submit a .py file")
+    sources = []
+    for i, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict):
+            raise _fail(filename, f"cell {i} is not a notebook cell (found {type(cell).__name__})")
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list) and all(isinstance(line, str) for line in src):
+            src = "".join(src)
+        if not isinstance(src, str):
+            raise _fail(filename, f"cell {i} has a source that is not text")
+        sources.append(src)
     return cells_to_module(sources)
+
+
+def safe_filename(name: str) -> str:
+    """The file's own name only (no folders, no control characters), as shown and stored."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())[:200]
+    return base or "submission.py"
+
+
+def parse_submission(data: bytes, filename: str, spec: ExerciseSpec | None = None) -> tuple[str, SubmissionInfo]:
+    """Check an uploaded or read file (bytes and its name) as a .py or .ipynb submission."""
+    name = safe_filename(filename)
+    if not data.strip():
+        raise _fail(name, "the file is empty", hint="write build_model() in it, or start from `grader init`")
+    if name.endswith(".ipynb"):
+        source, warnings = notebook_to_module(data, name)
+        info = check_source(source, name, spec, kind="ipynb")
+        return source, info.model_copy(update={"warnings": warnings + info.warnings})
+    if not name.endswith(".py"):
+        raise SubmissionError(f"{name}: expected a .py file or a .ipynb notebook")
+    if len(data) > MAX_SOURCE_BYTES:
+        raise _fail(name, f"file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,}")
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(name, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
+    return source, check_source(source, name, spec)
 
 
 def read_submission(path: Path, spec: ExerciseSpec | None = None) -> tuple[str, SubmissionInfo]:
@@ -195,20 +246,64 @@ def read_submission(path: Path, spec: ExerciseSpec | None = None) -> tuple[str, 
     path = path.expanduser()
     if not path.is_file():
         raise SubmissionError(f"{path}: no such file")
-    if path.suffix == ".ipynb":
-        source, warnings = notebook_to_module(path)
-        info = check_source(source, path.name, spec, kind="ipynb")
-        return source, info.model_copy(update={"warnings": warnings + info.warnings})
-    if path.suffix != ".py":
+    if path.suffix not in (".py", ".ipynb"):
         raise SubmissionError(f"{path}: expected a .py file or a .ipynb notebook")
     size = path.stat().st_size
-    if size > MAX_SOURCE_BYTES:
-        raise _fail(path.name, f"file is {size} bytes; the limit is {MAX_SOURCE_BYTES}")
+    cap = MAX_NOTEBOOK_BYTES if path.suffix == ".ipynb" else MAX_SOURCE_BYTES
+    if size > cap:
+        raise _fail(path.name, f"file is {size:,} bytes; the limit is {cap:,}")
+    return parse_submission(path.read_bytes(), path.name, spec)
+
+
+class _Canonical(ast.NodeTransformer):
+    """Local names renamed in order of appearance, docstrings dropped: renaming variables changes nothing."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str) -> str:
+        if name in _KEEP_NAMES:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.copy_location(ast.Name(id=self._name(node.id), ctx=node.ctx), node)
+
+    def visit_arg(self, node: ast.arg) -> ast.AST:
+        node.arg = self._name(node.arg)
+        node.annotation = None
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.name = self._name(node.name)
+        node.returns = None
+        if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None),
+                                                                          ast.Constant):
+            node.body = node.body[1:] or [ast.Pass()]
+        self.generic_visit(node)
+        return node
+
+    def visit_Import(self, node: ast.Import) -> ast.AST | None:
+        return None  # imports are style, not substance
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        return None
+
+
+_KEEP_NAMES = {"build_model", "augment", "TRAINING", "input_shape", "num_classes", "keras", "tf", "layers", "np",
+               "True", "False", "None", "range", "len"}
+
+
+def code_fingerprint(source: str) -> str | None:
+    """A hash of the code with names, comments, docstrings and imports normalised away (for near-duplicates)."""
     try:
-        source = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _fail(path.name, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
-    return source, check_source(source, path.name, spec)
+        tree = ast.parse(source)
+        if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant):
+            tree.body = tree.body[1:]
+        canonical = _Canonical().visit(tree)
+        return hashlib.sha256(ast.dump(canonical, annotate_fields=False).encode()).hexdigest()
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
 
 
 def store_source(source: str, store_dir: Path) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from grader.errors import BackendError
 
@@ -17,7 +17,7 @@ BACKENDS = {
 }
 
 
-def get_backend(name: str, settings: Settings) -> Backend:
+def get_backend(name: str, settings: Settings, **options: Any) -> Backend:
     if name not in BACKENDS:
         import difflib
 
@@ -25,4 +25,5 @@ def get_backend(name: str, settings: Settings) -> Backend:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise BackendError(f"Unknown backend {name!r}.{hint} Available: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(settings)
+    backend: Backend = getattr(importlib.import_module(module), cls)(settings, **options)
+    return backend

@@ -2,19 +2,19 @@
 
 The shared flow lives here (template method); a backend overrides a few hooks only.
 Every backend runs the same thing on its worker: `python -m grader.sandbox RUN_DIR`, the
-supervisor that starts the sandboxed job and always leaves a result.json behind.
+supervisor that starts the sandboxed job and always leaves supervisor.json behind.
 """
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from grader.rundir import RunDir, atomic_write_json
+from grader.results import JobSpec
+from grader.rundir import RunDir, write_at
 from grader.settings import Settings
 
 
@@ -30,7 +30,8 @@ class JobState(StrEnum):
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     NODE_FAIL = "NODE_FAIL"
     PREEMPTED = "PREEMPTED"
-    UNKNOWN = "UNKNOWN"  # the scheduler could not be asked, or no longer knows the job
+    VANISHED = "VANISHED"  # the scheduler no longer knows the job (it kept no record of how it ended)
+    UNKNOWN = "UNKNOWN"  # the scheduler could not be asked right now
 
     @property
     def terminal(self) -> bool:
@@ -55,25 +56,41 @@ class JobStatus(BaseModel):
     gpus: str | None = None  # GPUs the scheduler allocated, when known
 
 
+def write_job_json(run_dir: RunDir, job: JobSpec) -> None:
+    """job.json from the coordinator's copy, read-only, link-proof: written again before every attempt."""
+    write_at(run_dir.path, RunDir.JOB, job.for_job().encode(), mode=0o444)
+
+
 class Backend(ABC):
-    """Shared submit flow; subclasses implement `_start`, `poll_many` and `cancel`."""
+    """Shared submit flow; subclasses implement `_start`, `poll_many` and `cancel`.
+
+    Args:
+        queue: a name that keeps one database's jobs apart from another's (local backend).
+        start_worker: returns the argv of the process that drains the local queue (the service's
+            worker); backends never import the service, the service hands this in.
+    """
 
     name: str = "base"
+    retries_after_node_failure: bool = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, queue: str = "default",
+                 start_worker: Callable[[], list[str]] | None = None) -> None:
         self.settings = settings
+        self.queue = queue
+        self.start_worker = start_worker
 
-    def submit(self, run_dir: RunDir) -> JobHandle:
-        """Start the job for a run directory whose job.json and submission.py are written."""
-        if not run_dir.job_json.exists() or not run_dir.submission.exists():
+    def submit(self, run_dir: RunDir, job: JobSpec) -> JobHandle:
+        """Start the job for a run directory (submission.py written); job.json comes from `job`."""
+        if not run_dir.submission.exists():
             raise FileNotFoundError(f"{run_dir.path} is not a prepared run directory")
-        job_id = self._start(run_dir)
+        write_job_json(run_dir, job)
+        job_id = self._start(run_dir, job)
         handle = JobHandle(backend=self.name, job_id=job_id, run_dir=str(run_dir.path))
-        atomic_write_json(run_dir.path / "handle.json", handle.model_dump())
+        write_at(run_dir.path, RunDir.HANDLE, handle.model_dump_json().encode())
         return handle
 
     @abstractmethod
-    def _start(self, run_dir: RunDir) -> str:
+    def _start(self, run_dir: RunDir, job: JobSpec) -> str:
         """Hand the run directory to the executor; return its job id."""
 
     @abstractmethod
@@ -88,6 +105,3 @@ class Backend(ABC):
     def describe(self) -> str:
         """One line for `grader doctor`."""
         return self.name
-
-    def supervisor_command(self, run_dir: RunDir, python: str | None = None) -> list[str]:
-        return [python or sys.executable, "-m", "grader.sandbox", str(run_dir.path)]

@@ -1,10 +1,12 @@
 """LocalBackend: a file-based queue drained by one detached worker process; no daemon to set up.
 
-Spool layout under HOME/local-queue: queue/, running/, done/, cancelled/ hold one JSON entry per
-job; moving an entry between folders (an atomic rename) is how a job changes state, so any
-number of `grader submit` processes and one worker never step on each other. The worker holds
-an exclusive flock on worker.lock for its whole life: a running entry whose worker no longer
-holds the lock is an orphan (the worker died) and is requeued once, then failed.
+Spool layout under HOME/local-queue/<database key>: queue/, running/, done/, cancelled/ hold one
+JSON entry per job; moving an entry between folders (an atomic rename) is how a job changes state,
+so any number of `grader submit` processes and one worker never step on each other. Each entry
+carries the coordinator's job spec, which the worker writes to job.json before every attempt.
+The worker (grader.service.worker, started through `start_worker`) holds an exclusive flock on
+worker.lock for its whole life: a running entry whose worker no longer holds the lock is an
+orphan (the worker died) and is requeued once, then failed.
 """
 
 from __future__ import annotations
@@ -13,26 +15,29 @@ import contextlib
 import fcntl
 import os
 import subprocess
-import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from grader.backends.base import Backend, JobHandle, JobState, JobStatus
+from grader.results import JobSpec
 from grader.rundir import RunDir, atomic_write_text
 from grader.settings import Settings
+from grader.untrusted import exists
 
-WORKER_MODULE = "grader.service.worker"  # referred to by name: backends never import service
 MAX_ATTEMPTS = 2
 
 
 class Entry(BaseModel):
     job_id: str
     run_dir: str
+    job: str  # the coordinator's JobSpec JSON: job.json is rewritten from it before every attempt
     attempts: int = 0
-    note: str | None = None
+    exit_code: int | None = None
+    worker_died: bool = False
+    gave_up: bool = False
 
 
 class Spool:
@@ -66,6 +71,9 @@ class Spool:
         except (OSError, ValueError):
             return None
 
+    def write(self, state: str, name: str, entry: Entry) -> None:
+        atomic_write_text(self.path(state, name), entry.model_dump_json())
+
     def move(self, name: str, src: str, dst: str) -> bool:
         """Atomic state change; False if someone else moved it first."""
         try:
@@ -81,6 +89,27 @@ class Spool:
                 return state, p.name
         return None
 
+    def claim(self) -> tuple[str, Entry] | None:
+        """Move the oldest queued entry to running (first mover wins) and return it."""
+        for name in self.names("queue"):
+            if self.move(name, "queue", "running"):
+                entry = self.read("running", name)
+                if entry is not None:
+                    return name, entry
+                self.move(name, "running", "done")
+        return None
+
+    def finish(self, name: str, exit_code: int | None) -> Entry | None:
+        entry = self.read("running", name)
+        if entry is not None:
+            entry.exit_code = exit_code
+            self.write("running", name, entry)
+        self.move(name, "running", "done")
+        return entry
+
+    def cancel_flag(self, name: str) -> Path:
+        return self.path("running", name[:-5] + ".cancel")
+
     def worker_alive(self) -> bool:
         """True while some process holds the worker lock (flock is released when a process dies)."""
         with self.lock_path.open("a+") as fh:
@@ -91,65 +120,78 @@ class Spool:
             fcntl.flock(fh, fcntl.LOCK_UN)
             return False
 
+    @contextlib.contextmanager
+    def worker_lock(self) -> Iterator[bool]:
+        """Hold the worker lock for a `with` block; yields False if another worker holds it."""
+        with self.lock_path.open("a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 class LocalBackend(Backend):
     name = "local"
+    retries_after_node_failure = False  # the spool requeues a dead worker's job itself
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.spool = Spool(settings.home.expanduser().resolve() / "local-queue")
+    def __init__(self, settings: Settings, **options: object) -> None:
+        super().__init__(settings, **options)  # type: ignore[arg-type]
+        self.spool = Spool(settings.home.expanduser().resolve() / "local-queue" / self.queue)
 
-    def _start(self, run_dir: RunDir) -> str:
+    def _start(self, run_dir: RunDir, job: JobSpec) -> str:
         job_id = run_dir.path.name
-        self.spool.enqueue(Entry(job_id=job_id, run_dir=str(run_dir.path)))
+        self.spool.enqueue(Entry(job_id=job_id, run_dir=str(run_dir.path), job=job.model_dump_json()))
         self.ensure_worker()
         return job_id
 
     def ensure_worker(self) -> bool:
         """Start a detached worker unless one is alive; returns True if one was started."""
-        if self.spool.worker_alive():
+        if self.start_worker is None or self.spool.worker_alive():
             return False
-        log = (self.spool.root / "worker.log").open("ab")
-        env = {**os.environ, "GRADER_HOME": str(self.settings.home.expanduser().resolve())}
-        subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, env=env, cwd=str(self.spool.root))
-        log.close()
+        with (self.spool.root / "worker.log").open("ab") as log:
+            subprocess.Popen(self.start_worker(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, cwd=str(self.spool.root))
         return True
+
+    def pending(self) -> bool:
+        return bool(self.spool.names("queue") or self.spool.names("running"))
 
     def poll_many(self, handles: Iterable[JobHandle]) -> dict[str, JobStatus]:
         handles = list(handles)
         alive = self.spool.worker_alive()
         queued = self.spool.names("queue")
         out: dict[str, JobStatus] = {}
-        requeued = False
+        restart = False
         for h in handles:
             found = self.spool.find(h.job_id)
             if found is None:
-                out[h.job_id] = JobStatus(state=JobState.UNKNOWN, reason="vanished from the local queue")
+                out[h.job_id] = JobStatus(state=JobState.VANISHED, reason="vanished from the local queue")
                 continue
             state, name = found
             if state == "queue":
                 out[h.job_id] = JobStatus(state=JobState.PENDING, queue_position=queued.index(name) + 1
                                           if name in queued else None, reason="waiting for the local worker")
                 # a worker that decided to exit just as this entry was enqueued left it stranded: restart one
-                requeued = requeued or not alive
+                restart = restart or not alive
             elif state == "running" and not alive:
                 out[h.job_id] = self._orphan(name)
-                requeued = requeued or out[h.job_id].state is JobState.PENDING
+                restart = restart or out[h.job_id].state is JobState.PENDING
             elif state == "running":
                 out[h.job_id] = JobStatus(state=JobState.RUNNING)
             elif state == "done":
                 entry = self.spool.read("done", name)
-                code = None
-                if entry and entry.note and entry.note.startswith("exit "):
-                    code = int(entry.note.split()[1])
-                if entry and entry.note == "failed: worker died repeatedly":
-                    out[h.job_id] = JobStatus(state=JobState.NODE_FAIL, reason=entry.note)
+                if entry is not None and entry.gave_up:
+                    out[h.job_id] = JobStatus(state=JobState.NODE_FAIL, reason="the local worker died repeatedly")
                 else:
-                    out[h.job_id] = JobStatus(state=JobState.COMPLETED, exit_code=code)
+                    out[h.job_id] = JobStatus(state=JobState.COMPLETED, exit_code=entry.exit_code if entry else None)
             else:
                 out[h.job_id] = JobStatus(state=JobState.CANCELLED, reason="cancelled before it started")
-        if requeued:
+        if restart:
             self.ensure_worker()
         return out
 
@@ -158,21 +200,20 @@ class LocalBackend(Backend):
         entry = self.spool.read("running", name)
         if entry is None:
             return JobStatus(state=JobState.UNKNOWN, reason="unreadable queue entry")
-        run = RunDir(Path(entry.run_dir))
-        supervisor_done = run.supervisor_json.exists() and run.result_json.exists()
-        if supervisor_done:
+        if exists(Path(entry.run_dir), RunDir.SUPERVISOR):
             self.spool.move(name, "running", "done")
             return JobStatus(state=JobState.COMPLETED)
+        entry.worker_died = True
         if entry.attempts + 1 >= MAX_ATTEMPTS:
-            entry.note = "failed: worker died repeatedly"
-            atomic_write_text(self.spool.path("running", name), entry.model_dump_json())
+            entry.gave_up = True
+            self.spool.write("running", name, entry)
             self.spool.move(name, "running", "done")
-            return JobStatus(state=JobState.NODE_FAIL, reason=entry.note)
+            return JobStatus(state=JobState.NODE_FAIL, reason="the local worker died repeatedly")
         entry.attempts += 1
-        entry.note = "requeued: the worker died while running this job"
-        atomic_write_text(self.spool.path("running", name), entry.model_dump_json())
+        self.spool.write("running", name, entry)
         self.spool.move(name, "running", "queue")
-        return JobStatus(state=JobState.PENDING, reason=entry.note, queue_position=1)
+        return JobStatus(state=JobState.PENDING, reason="requeued: the worker died while running this job",
+                         queue_position=1)
 
     def cancel(self, handle: JobHandle) -> None:
         found = self.spool.find(handle.job_id)
@@ -183,71 +224,8 @@ class LocalBackend(Backend):
             return
         found = self.spool.find(handle.job_id)
         if found and found[0] == "running":
-            atomic_write_text(self.spool.path("running", found[1][:-5] + ".cancel"), "cancel\n")
+            atomic_write_text(self.spool.cancel_flag(found[1]), "cancel\n")
 
     def describe(self) -> str:
         state = "running" if self.spool.worker_alive() else "idle (starts on the next submission)"
         return f"local: worker {state}, queue at {self.spool.root}, {self.settings.local_max_jobs} job(s) at once"
-
-
-def run_worker(settings: Settings, on_finished: object = None, idle_seconds: float = 5.0) -> int:
-    """Drain the queue with bounded concurrency; exit when idle. Returns the number of jobs run.
-
-    `on_finished(job_id)` is called after each job (the service uses it to ingest at once).
-    """
-    spool = Spool(settings.home.expanduser().resolve() / "local-queue")
-    lock = spool.lock_path.open("a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return 0  # another worker is draining the queue
-    running: dict[str, subprocess.Popen[bytes]] = {}
-    count, idle_since = 0, time.monotonic()
-    try:
-        while True:
-            for name, proc in list(running.items()):
-                cancel_flag = spool.path("running", name[:-5] + ".cancel")
-                if cancel_flag.exists() and proc.poll() is None:
-                    proc.terminate()  # the supervisor records a cancelled result
-                    cancel_flag.unlink(missing_ok=True)
-                if proc.poll() is not None:
-                    entry = spool.read("running", name)
-                    if entry is not None:
-                        entry.note = f"exit {proc.returncode}"
-                        atomic_write_text(spool.path("running", name), entry.model_dump_json())
-                    spool.move(name, "running", "done")
-                    del running[name]
-                    count += 1
-                    if callable(on_finished) and entry is not None:
-                        with contextlib.suppress(Exception):
-                            on_finished(entry.job_id)
-            while len(running) < settings.local_max_jobs:
-                name = next((n for n in spool.names("queue") if spool.move(n, "queue", "running")), None)
-                if name is None:
-                    break
-                entry = spool.read("running", name)
-                if entry is None:
-                    spool.move(name, "running", "done")
-                    continue
-                running[name] = subprocess.Popen(
-                    [sys.executable, "-m", "grader.sandbox", entry.run_dir], stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=(Path(entry.run_dir) / "supervisor.log").open("ab"),
-                    preexec_fn=_die_with_parent,
-                )
-            if running:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > idle_seconds:
-                return count
-            time.sleep(0.2)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-
-
-def _die_with_parent() -> None:
-    """If the worker is killed, its supervisors (and through bwrap/PDEATHSIG their jobs) die too."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG

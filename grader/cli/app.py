@@ -1,4 +1,9 @@
-"""Root Typer app: global options, one sub-app per command group, GraderError → red message + exit code."""
+"""Root Typer app: global options, one sub-app per command group, errors → one red message + exit code.
+
+Exit codes (docs/cli.md): 0 ok; 1 a run or submission failed, or an unexpected error; 2 usage or
+configuration; 3 data; 4 submission refused; 5 backend; 6 result; 7 not found; 8 quota; 9 not
+allowed (instructors only); 10 server unreachable; 11 not logged in / token refused; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from grader import __version__
 from grader.errors import GraderError
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Grade hands-on Keras exercises: submit, train in a sandbox, score, rank.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=CONTEXT,
+                  rich_markup_mode=None)
 
 
 def _version(value: bool) -> None:
@@ -28,17 +34,20 @@ def root(
     home: Annotated[Path | None, typer.Option("--home", help="State folder (GRADER_HOME).")] = None,
     db_url: Annotated[str | None, typer.Option("--db-url", help="Database URL (GRADER_DB_URL).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="local or slurm (GRADER_BACKEND).")] = None,
-    course_dir: Annotated[Path | None, typer.Option("--course-dir", help="Folder with exercises/ and rubrics/.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    course_dir: Annotated[Path | None, typer.Option("--course-dir", help="Folder with exercises/ and rubrics/.")]
+    = None,
+    server: Annotated[str | None, typer.Option("--server", help="A `grader serve` URL (GRADER_SERVER).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")]
+    = False,
 ) -> None:
     """Global options override settings from GRADER_* variables and the config file."""
-    overrides = {k: v for k, v in {"home": home, "db_url": db_url, "backend": backend,
-                                   "course_dir": course_dir}.items() if v is not None}
+    overrides = {k: v for k, v in {"home": home, "db_url": db_url, "backend": backend, "course_dir": course_dir,
+                                   "server": server}.items() if v is not None}
     ctx.obj = overrides
 
 
 def register() -> None:
-    from grader.cli import data, doctor, exercises, grading, instructor, running
+    from grader.cli import data, doctor, exercises, housekeeping, instructor, reading, running, server
 
     app.add_typer(exercises.app, name="exercises")
     app.add_typer(data.app, name="data")
@@ -46,9 +55,13 @@ def register() -> None:
     app.add_typer(instructor.export_app, name="export")
     app.add_typer(instructor.quota_app, name="quota")
     app.add_typer(instructor.nbgrader_app, name="nbgrader")
+    app.add_typer(server.accounts_app, name="accounts")
+    app.add_typer(housekeeping.runs_app, name="runs")
+    app.add_typer(housekeeping.config_app, name="config")
     running.register(app)
-    grading.register(app)
+    reading.register(app)
     instructor.register(app)
+    server.register(app)
     doctor.register(app)
 
 
@@ -65,16 +78,19 @@ def main() -> None:
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
             sys.exit(code)
     except GraderError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+        from rich.text import Text
+
+        from grader.text import inert
+
+        err_console.print(Text("error: ", style="red") + Text(inert(exc.message, 4000)))
         if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False)
+            err_console.print(Text(f"hint: {inert(exc.hint, 1000)}", style="dim"))
         sys.exit(exc.exit_code)
-    except ValidationError as exc:
-        err_console.print(f"[red]error:[/] invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
-        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)  # `grader leaderboard | head`
     except Exception as exc:  # usage errors and aborts; typer >= 0.2x raises its vendored click's (typer._click)
         import click
 

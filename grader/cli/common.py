@@ -1,14 +1,74 @@
-"""Shared CLI plumbing: build the service Context from global options."""
+"""Shared CLI plumbing: settings from global options (with readable errors), and the client to talk to."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 
-from grader.service.context import Context
-from grader.settings import Settings
+from grader.errors import GraderError
+
+if TYPE_CHECKING:
+    from grader.client.base import Client
+    from grader.settings import Settings
 
 
-def context(ctx: typer.Context) -> Context:
+class ConfigError(GraderError):
+    """A setting in the environment or the config file has the wrong form."""
+
+    exit_code = 2
+
+
+def settings_error(exc: Exception) -> ConfigError:
+    """Name the variable or the file and line, and say what form is expected."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from grader.settings import config_file
+
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return ConfigError(f"{config_file()}: not valid TOML ({exc})", hint="fix that line, or point GRADER_CONFIG "
+                           "at another file")
+    if isinstance(exc, ValidationError):
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+            lines.append(f"{field} (GRADER_{field.upper()} or `{field} = ...` in {config_file()}): {err['msg']}")
+        return ConfigError("invalid setting: " + "; ".join(lines[:5]))
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        return settings_error(cause)  # pydantic-settings wraps parse errors in a SettingsError
+    return ConfigError(f"invalid setting: {exc}", hint="see docs/configuration.md for each setting's form")
+
+
+def settings(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
-    overrides = dict(root.obj or {})
-    return Context(settings=Settings(**overrides))
+    cached = root.meta.get("grader.settings")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    from grader.settings import Settings
+
+    overrides: dict[str, Any] = dict(root.obj or {})
+    try:
+        result = Settings(**overrides)
+    except Exception as exc:  # SettingsError, ValidationError, TOMLDecodeError: all configuration mistakes
+        raise settings_error(exc) from None
+    root.meta["grader.settings"] = result
+    return result
+
+
+def client(ctx: typer.Context) -> Client:
+    root = ctx.find_root()
+    cached = root.meta.get("grader.client")
+    if cached is None:
+        from grader.client import open_client
+
+        cached = root.meta["grader.client"] = open_client(settings(ctx))
+    return cached  # type: ignore[no-any-return]
+
+
+def embedded_only(c: Client, what: str) -> None:
+    if c.mode != "embedded":
+        raise GraderError(f"{what} runs where the grader's state is, not through a server",
+                          hint="run it on the server's machine as the server's account (without GRADER_SERVER)")

@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from grader.cli.common import context
+from grader.cli.common import settings
 from grader.cli.render import console, table
+from grader.errors import DataError
+
+
+def state_text(present: bool) -> Text:
+    return Text("present", style="green") if present else Text("missing", style="yellow")
 
 app = typer.Typer(help="Manage the full datasets (the smoke profile needs none).", no_args_is_help=True)
 
@@ -16,13 +22,15 @@ app = typer.Typer(help="Manage the full datasets (the smoke profile needs none).
 def _show(ctx: typer.Context, verify: bool) -> None:
     from grader.datasets import dataset_status
 
-    c = context(ctx)
-    rows = dataset_status(c.settings, verify=verify)
-    console.print(table(f"Datasets in {c.settings.resolved_data_dir}", ["name", "title", "state", "detail"],
-                        [[r.name, r.title, "[green]present[/]" if r.present else "[yellow]missing[/]", r.detail]
-                         for r in rows]))
+    s = settings(ctx)
+    rows = dataset_status(s, verify=verify)
+    console.print(table(f"Datasets in {s.resolved_data_dir}", ["name", "title", "state", "detail"],
+                        [[r.name, r.title, state_text(r.present), r.detail] for r in rows]))
     if verify and any(r.verified is False for r in rows):
         raise typer.Exit(3)
+    if verify and not any(r.present for r in rows):
+        raise DataError(f"no dataset to verify in {s.resolved_data_dir}",
+                        hint="`grader data import PATH` or set GRADER_DATA_DIR; the smoke profile needs none")
 
 
 @app.command("list")
@@ -43,7 +51,7 @@ def import_(ctx: typer.Context,
     """Import a dataset you have; it is identified and verified by content."""
     from grader.datasets import import_dataset
 
-    info, target = import_dataset(path, context(ctx).settings)
+    info, target = import_dataset(path, settings(ctx))
     console.print(f"[green]✓[/] imported {info.title} ({info.train:,} train / {info.test:,} test) → {target}")
 
 
@@ -55,5 +63,5 @@ def fetch(ctx: typer.Context,
     """Download a dataset from its canonical public location (checksummed)."""
     from grader.datasets import fetch_dataset
 
-    target = fetch_dataset(name, context(ctx).settings, mirror=mirror, timeout=timeout)
+    target = fetch_dataset(name, settings(ctx), mirror=mirror, timeout=timeout)
     console.print(f"[green]✓[/] {name} downloaded and verified → {target}")

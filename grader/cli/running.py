@@ -1,128 +1,119 @@
-"""`grader init`, `grader run` (no database) and `grader submit`."""
+"""`grader init`, `grader run` (now, no queue, no database), `grader submit` and `grader wait`."""
 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
-from grader.cli.common import context
-from grader.cli.render import TrainingProgress, console, render_grade, render_result_summary, state
+from grader.cli.common import client, settings
+from grader.cli.feedback import TrainingProgress, render_detail, render_run
+from grader.cli.render import console, err_console, state, tip_line, untrusted, warn
 from grader.errors import GraderError, NotFoundError
 
 if TYPE_CHECKING:
-    from grader.service.context import Context
+    from grader.client.base import Client
 
 ExerciseOpt = Annotated[str, typer.Option("--exercise", "-e", help="Exercise name (see `grader exercises list`).")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="smoke (bundled sample) or full; default from settings.")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="smoke (bundled sample) or full; default "
+                                                "from settings.")]
 
 
 def init(ctx: typer.Context, exercise: ExerciseOpt,
          output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
-         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write a starter file for an exercise."""
-    c = context(ctx)
-    c.catalog.get(exercise)
-    starter = c.catalog.exercises_dir / exercise / "starter.py"
+    from grader.specs.catalog import ExerciseCatalog
+
+    catalog = ExerciseCatalog(settings(ctx).resolved_course_dir)
+    catalog.get(exercise)
+    starter = catalog.exercises_dir / exercise / "starter.py"
     if not starter.exists():
         raise NotFoundError(f"exercise {exercise!r} has no starter file ({starter})")
     target = output or Path(f"{exercise}_model.py")
     if target.exists() and not force:
         raise GraderError(f"{target} exists; use --force to overwrite it")
     shutil.copyfile(starter, target)
-    console.print(f"[green]✓[/] wrote {target}; edit build_model(), then: grader submit {target} --exercise {exercise}")
+    console.print(f"[green]✓[/] wrote {target}; edit build_model(), then:")
+    console.print(f"  grader submit {target} --exercise {exercise}", soft_wrap=True)
 
 
 def run(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .py or .ipynb file.")], exercise: ExerciseOpt,
         profile: ProfileOpt = None,
         seed: Annotated[int | None, typer.Option(help="Seed (default: the exercise's).")] = None) -> None:
     """Train and score one file now, in the sandbox, without the queue or the database."""
-    from grader.service.runs import ingest, prepare_run, run_foreground
-    from grader.submission import read_submission
+    from grader.service.context import Context
+    from grader.service.foreground import run_once
 
-    c = context(ctx)
-    spec = c.catalog.get(exercise)
-    profile = profile or c.settings.profile
-    spec.profile(profile)
-    source, info = read_submission(file, spec)
-    for w in info.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
-    run_dir, job = prepare_run(source, info.sha256, spec, profile, seed, c.settings)
-    with TrainingProgress(f"{file.name} on {exercise}/{profile}") as bar:
-        run_foreground(run_dir, bar.event)
-    got = ingest(run_dir, spec, profile, c.settings)
-    render_result_summary(got.result, got.metrics)
-    if got.metrics is not None:
-        from grader.grading import References, diagnose
-
-        for tip in diagnose(got.result, got.metrics, spec, References()):
-            console.print(f"  • {tip}", highlight=False)
-    console.print(f"[dim]run directory: {run_dir.path} (seed {job.seed})[/]")
-    if got.result.outcome != "ok":
+    s = settings(ctx)
+    if s.server:
+        raise GraderError("`grader run` trains on this machine; with a server configured use `grader submit`")
+    with TrainingProgress(f"{file.name} on {exercise}/{profile or s.profile}") as bar:
+        got = run_once(Context(settings=s), file, exercise=exercise, profile=profile, seed=seed, on_progress=bar.event)
+    for w in got.warnings:
+        warn(untrusted(w, 500))
+    render_run(got.result, got.metrics, got.facts, got.notes)
+    for tip in got.tips:
+        console.print(tip_line(tip))
+    console.print(f"[dim]run directory: {got.run_dir} (seed {got.job.seed})[/]", soft_wrap=True)
+    if got.result.outcome.value != "ok":
         raise typer.Exit(1)
 
 
-def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .py or .ipynb file.")], exercise: ExerciseOpt,
+def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .py or .ipynb file.")],
+           exercise: ExerciseOpt,
            wait: Annotated[bool, typer.Option("--wait", "-w", help="Show progress, then the feedback.")] = False,
-           student: Annotated[str | None, typer.Option(help="Submit for this participant (instructors).")] = None,
+           student: Annotated[str | None, typer.Option("--student", help="Submit for this participant "
+                                                        "(instructors).")] = None,
            profile: ProfileOpt = None,
-           backend: Annotated[str | None, typer.Option(help="local or slurm (default from settings).")] = None) -> None:
+           backend: Annotated[str | None, typer.Option("--backend", help="local or slurm (default from "
+                                                        "settings).")] = None,
+           seeds: Annotated[int | None, typer.Option("--seeds", help="Grade under N seeds: mean ± std "
+                                                      "(instructors).")] = None) -> None:
     """Queue a submission for grading; prints its id (or waits and shows the feedback)."""
-    from grader.service.submit import submit as do_submit
-
-    c = context(ctx)
-    receipt = do_submit(c, file, exercise=exercise, profile=profile, student=student, backend=backend)
+    c = client(ctx)
+    receipt = c.submit(file, exercise=exercise, profile=profile, student=student, backend=backend, seeds=seeds)
     for w in receipt.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        warn(untrusted(w, 500))
     if receipt.references_queued:
         console.print(f"[dim]queued reference runs first: {', '.join(receipt.references_queued)}[/]")
     if receipt.cached_from is not None:
         console.print(f"submission [bold]{receipt.submission_id}[/]: identical to submission {receipt.cached_from} "
                       "(same file, exercise, seed and profile): answered from its stored result, no new job")
     else:
-        console.print(f"submission [bold]{receipt.submission_id}[/] {state('queued')}")
+        line = Text("submission ") + Text(str(receipt.submission_id), style="bold") + Text(" ")
+        line.append_text(state(receipt.state.value))
+        if receipt.seeds:
+            line.append(f" (seeds {', '.join(map(str, receipt.seeds))})")
+        console.print(line)
     if wait:
-        _wait(c, receipt.submission_id, Path(receipt.run_dir) if receipt.run_dir else None)
-    elif receipt.cached_from is None:
-        console.print(f"follow it with: grader status {receipt.submission_id}")
+        _wait(c, receipt.submission_id)
+    elif receipt.state.active:
+        console.print("follow it with:")
+        console.print(f"  grader wait {receipt.submission_id}", soft_wrap=True)
 
 
-def _wait(c: Context, submission_id: int, run_dir: Path | None) -> None:
-    from grader.rundir import RunDir
-    from grader.service.board import show, status
-    from grader.service.runs import follow_progress
+def wait(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="Submission id.")]) -> None:
+    """Follow a submission live (queue position, epochs), then show its feedback."""
+    _wait(client(ctx), submission_id)
 
-    bar: TrainingProgress | None = None
 
-    def finished() -> bool:
-        row = status(c, submission_id=submission_id, limit=1).rows[0]  # status() syncs first
-        if bar is not None and row.state == "queued":
-            bar.status(f"queued, #{row.queue_position} in line" if row.queue_position else "queued")
-        return row.state in ("done", "failed")
-
-    if run_dir is not None and not finished():
-        last_check, done = [0.0], [False]
-
-        def done_now() -> bool:
-            if time.monotonic() - last_check[0] > 1.5:
-                last_check[0] = time.monotonic()
-                done[0] = finished()
-            return done[0]
-
+def _wait(c: Client, submission_id: int) -> None:
+    try:
         with TrainingProgress(f"submission {submission_id}") as bar:
-            bar.status("queued")
-            for event in follow_progress(RunDir(run_dir), done_now, poll=0.3):
+            for event in c.follow(submission_id):
                 bar.event(event)
-    detail = show(c, submission_id)
-    st = detail.status
-    console.print(f"submission {st.id}: {state(st.state)}" + (f" ({st.reason})" if st.reason else ""))
-    if st.state == "failed" and st.message:
-        console.print(f"[red]{st.message}[/]", highlight=False)
-    render_grade(detail.grade)
-    if st.state == "failed":
+    except KeyboardInterrupt:
+        err_console.print(f"\nstopped waiting; submission {submission_id} keeps running. Follow it again with:")
+        err_console.print(f"  grader wait {submission_id}", soft_wrap=True)
+        err_console.print(f"or stop it with:\n  grader cancel {submission_id}", soft_wrap=True)
+        raise typer.Exit(130) from None
+    detail = c.show(submission_id)
+    render_detail(detail)
+    if detail.status.state.value != "done":
         raise typer.Exit(1)
 
 
@@ -130,3 +121,4 @@ def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(run)
     app.command()(submit)
+    app.command()(wait)

@@ -1,7 +1,13 @@
-"""Engine setup: SQLite in WAL mode with a busy timeout (many concurrent `grader submit`s)."""
+"""Engine setup: SQLite in WAL mode with a busy timeout, PostgreSQL by URL; write and read sessions.
+
+Writes take SQLite's write lock at BEGIN (IMMEDIATE), so a read-then-write transaction never fails
+half-way with SQLITE_BUSY; reads use plain deferred transactions on a reader engine, so any number
+of readers (a class refreshing the leaderboard) run beside an ingest without touching the lock.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader.db.migrations import migrate
 
 BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "grader_read_only"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,31 +56,44 @@ def _journal_mode_wal(cur: Any) -> None:
         delay = min(delay * 2, 0.2)
 
 
-def _begin_immediate(conn: Any) -> None:
-    # take the write lock at BEGIN: read-then-write transactions never hit SQLITE_BUSY mid-way
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(conn: Any) -> None:
+    # writes take the write lock at BEGIN; reads stay deferred (WAL readers never wait for it)
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine and bring its schema up to date (migrations run on open)."""
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
+    """Create an engine and bring its schema up to date (a read-only check when it already is)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            fresh = not path.exists()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if fresh:  # the database holds everyone's code and grades: private to its owner from the start
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    migrate(engine)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if migrate_schema:
+        migrate(engine)
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same database and pool, with deferred (read) transactions."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error."""
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    session = factory()
+    session = sessionmaker(bind=engine, expire_on_commit=False)()
     try:
         yield session
         session.commit()

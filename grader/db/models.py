@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -20,8 +21,32 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Account(Base):
+    """A served class's identities: the role lives here, never in a participant's environment.
+
+    Tokens are random and shown once; only their SHA-256 is stored (a stolen database reveals none).
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Submission(Base):
-    """One graded attempt. `state` moves queued → running → done|failed (or cancelled)."""
+    """One graded attempt. `state` moves queued → running → done | failed | cancelled.
+
+    A multi-seed submission is a group row (`seeds` set) whose seed runs are rows of their own with
+    `parent_id` pointing at it; only group rows and single-seed rows appear on boards and in quotas.
+    """
 
     __tablename__ = "submissions"
 
@@ -49,6 +74,10 @@ class Submission(Base):
     scheduler_state: Mapped[str | None] = mapped_column(String(40), nullable=True)
     scheduler_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     submitted_by: Mapped[str] = mapped_column(String(200))
+    job_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the coordinator's copy, for retries
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), nullable=True)  # one seed of a group
+    seeds: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)  # a multi-seed group's seeds
+    code_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -58,12 +87,16 @@ class Submission(Base):
 
     __table_args__ = (
         # leaderboard (bench/leaderboard_100k.py): covering indexes, so ranking the best submission per
-        # participant and counting submissions read index pages only, never the full rows (schema step 2)
-        Index("ix_submissions_board_best", "exercise", "profile", "reference_name", "state", "participant_id"),
-        Index("ix_submissions_board_counts", "exercise", "profile", "reference_name", "participant_id", "created_at"),
+        # participant and counting submissions read index pages only, never the full rows (schema 0001, 0002)
+        Index("ix_submissions_board_best", "exercise", "profile", "reference_name", "state", "parent_id",
+              "participant_id"),
+        Index("ix_submissions_board_counts", "exercise", "profile", "reference_name", "parent_id", "participant_id",
+              "created_at"),
         Index("ix_submissions_participant", "participant_id", "exercise", "created_at"),
         Index("ix_submissions_active", "state"),
         Index("ix_submissions_cache", "cache_key"),
+        Index("ix_submissions_parent", "parent_id"),
+        Index("ix_submissions_fingerprint", "exercise", "code_fingerprint"),
     )
 
 
@@ -82,11 +115,18 @@ class Result(Base):
     params: Mapped[int | None] = mapped_column(Integer, nullable=True)
     epochs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     fit_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
-    job_result: Mapped[dict] = mapped_column(JSON)  # validated JobResult
-    metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # Metrics
+    wall_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)  # measured by the supervisor
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    public_std: Mapped[float | None] = mapped_column(Float, nullable=True)  # multi-seed groups
+    private_std: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_seeds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    job_result: Mapped[dict[str, Any]] = mapped_column(JSON)  # validated JobResult (the job's claims)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # Metrics
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # ingest.Facts
+    notes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # grader's own remarks
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    grade: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # grading.Score
+    grade: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # grading.Score
     rubric_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     graded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

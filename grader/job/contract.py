@@ -9,18 +9,16 @@ from typing import Any
 
 from grader.results import ErrorKind
 from grader.specs.exercise import ExerciseSpec
-
-KERAS2_RENAMES = {"lr": "learning_rate", "nb_epoch": "epochs", "decay": "a LearningRateSchedule",
-                  "init": "kernel_initializer", "W_regularizer": "kernel_regularizer"}
+from grader.specs.keras2 import KERAS2_RENAMES, rename_hint
 
 
-class ContractError(Exception):
-    """A specific, participant-facing reason the submission cannot be graded."""
+class JobFailure(Exception):
+    """A specific, participant-facing reason the submission cannot be graded (becomes result.json)."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, detail: str | None = None, history: list[Any] | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
-        self.message = message
+        self.kind, self.message, self.detail = kind, message, detail
+        self.history = history or []
 
 
 def explain_exception(exc: BaseException, phase: str) -> tuple[ErrorKind, str]:
@@ -46,7 +44,7 @@ def _explain(exc: BaseException, phase: str) -> tuple[ErrorKind, str]:
     text = f"{type(exc).__name__}: {exc}"
     old = _keras2_name(str(exc))
     if old is not None:
-        return ErrorKind.KERAS2_API, (f"`{old}=` is a Keras 2 name; in Keras 3 use `{KERAS2_RENAMES[old]}` "
+        return ErrorKind.KERAS2_API, (f"`{old}=` is a Keras 2 name; in Keras 3 use {rename_hint(old)} "
                                       f"({text[:300]})")
     if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__ or "OOM" in str(exc)[:200]:
         return ErrorKind.OUT_OF_MEMORY, f"ran out of memory while {phase}: make the model or batch size smaller"
@@ -87,14 +85,14 @@ def input_layout(model: Any) -> str:
     try:
         shape = tuple(model.inputs[0].shape)[1:]
     except (AttributeError, IndexError, TypeError, ValueError):
-        raise ContractError(ErrorKind.WRONG_INPUT_SHAPE,
+        raise JobFailure(ErrorKind.WRONG_INPUT_SHAPE,
                             "the model has no defined input: start it with keras.Input(shape=(28, 28, 1)) "
                             "(or shape=(784,) for a dense network)") from None
     if len(model.inputs) != 1:
-        raise ContractError(ErrorKind.WRONG_INPUT_SHAPE, f"the model has {len(model.inputs)} inputs; it needs one")
+        raise JobFailure(ErrorKind.WRONG_INPUT_SHAPE, f"the model has {len(model.inputs)} inputs; it needs one")
     layouts = {(784,): "flat", (28, 28, 1): "image", (28, 28): "image2d"}
     if shape not in layouts:
-        raise ContractError(ErrorKind.WRONG_INPUT_SHAPE,
+        raise JobFailure(ErrorKind.WRONG_INPUT_SHAPE,
                             f"the model's input shape is {shape}; images here are (28, 28, 1), or (784,) flattened")
     return layouts[shape]
 
@@ -106,7 +104,7 @@ def output_encoding(model: Any, spec: ExerciseSpec) -> tuple[int, str]:
     if len(model.outputs) != 1 or len(shape) != 2 or units not in accepted:
         want = spec.labels.num_outputs
         extra = (" (24 or 26 units are accepted too)" if len(accepted) > 1 else "")
-        raise ContractError(ErrorKind.WRONG_OUTPUT_SIZE,
+        raise JobFailure(ErrorKind.WRONG_OUTPUT_SIZE,
                             f"the model's output shape is {shape[1:]}; this exercise has {spec.num_classes} classes "
                             f"over labels 0..{want - 1}: end with Dense({want}, activation='softmax'){extra}")
     return int(units), accepted[units]
@@ -134,7 +132,7 @@ def check_logits(model: Any, loss: Any) -> None:
     """Linear outputs with a probability loss train badly and silently: say so at once."""
     act = final_activation(model)
     if act in ("linear", "dense") and not from_logits(loss):
-        raise ContractError(ErrorKind.LOGITS_WITHOUT_FROM_LOGITS,
+        raise JobFailure(ErrorKind.LOGITS_WITHOUT_FROM_LOGITS,
                             "the last layer outputs logits (no softmax) but the loss expects probabilities: "
                             "add activation='softmax' to the last Dense layer, or use "
                             "keras.losses.SparseCategoricalCrossentropy(from_logits=True)")
@@ -144,17 +142,17 @@ def check_training(training: Any, spec: ExerciseSpec) -> dict[str, int]:
     if training is None:
         return {}
     if not isinstance(training, dict) or set(training) - {"epochs", "batch_size"}:
-        raise ContractError(ErrorKind.BAD_TRAINING_CONFIG,
+        raise JobFailure(ErrorKind.BAD_TRAINING_CONFIG,
                             "TRAINING must be a dict with keys 'epochs' and/or 'batch_size'")
     lim = spec.limits
     epochs, batch = training.get("epochs", spec.training.epochs), training.get("batch_size", spec.training.batch_size)
     for key, val in (("epochs", epochs), ("batch_size", batch)):
         if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise ContractError(ErrorKind.BAD_TRAINING_CONFIG, f"TRAINING[{key!r}] must be a positive integer")
+            raise JobFailure(ErrorKind.BAD_TRAINING_CONFIG, f"TRAINING[{key!r}] must be a positive integer")
     if epochs > lim.max_epochs:
-        raise ContractError(ErrorKind.BAD_TRAINING_CONFIG,
+        raise JobFailure(ErrorKind.BAD_TRAINING_CONFIG,
                             f"TRAINING['epochs'] = {epochs} exceeds this exercise's limit of {lim.max_epochs}")
     if not lim.min_batch_size <= batch <= lim.max_batch_size:
-        raise ContractError(ErrorKind.BAD_TRAINING_CONFIG,
+        raise JobFailure(ErrorKind.BAD_TRAINING_CONFIG,
                             f"TRAINING['batch_size'] = {batch} is outside {lim.min_batch_size}..{lim.max_batch_size}")
     return {"epochs": epochs, "batch_size": batch}

@@ -1,27 +1,33 @@
-"""Run one grading job: seed, import the submission, build, compile, fit, predict, write the run dir.
+"""Run one grading job: confine, seed, import the submission, build, compile, fit, predict, report.
 
-Always ends with a result.json: every failure becomes JobResult.failed(kind, advice).
+The job writes nothing into its run directory itself: everything goes to the supervisor over
+grader.channel (progress events, predictions, weights, result.json last). It always sends a
+result: every failure becomes JobResult.failed(kind, advice). Each phase is a function that returns
+what it learned; `execute` strings them together.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
+import io
 import math
 import os
 import platform
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from grader import __version__
+import grader
+from grader import __version__, landlock
+from grader.channel import ENV_NAMESPACES, Channel
 from grader.job.contract import (
-    ContractError,
+    JobFailure,
     check_logits,
     check_training,
     explain_exception,
@@ -33,27 +39,72 @@ from grader.job.contract import (
     your_line,
 )
 from grader.results import EpochRecord, ErrorKind, JobResult, JobSpec, Outcome, utcnow
-from grader.rundir import INPUT_X_HELDOUT, INPUT_X_TRAIN, INPUT_Y_TRAIN, RunDir, atomic_write_bytes, atomic_write_text
+from grader.rundir import INPUT_X_HELDOUT, INPUT_X_TRAIN, INPUT_Y_TRAIN, RunDir
+
+PACKAGE_DIR = Path(grader.__file__).resolve().parent
 
 
-class JobFailure(Exception):
-    def __init__(self, kind: ErrorKind, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.detail = kind, message, detail
+@dataclass
+class Inputs:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_heldout: np.ndarray
 
 
-class Progress:
-    """One flushed JSON line per event, so a CLI can draw a live progress bar by tailing the file."""
-
-    def __init__(self, path: Path) -> None:
-        self._fh = path.open("a", encoding="utf-8")
-
-    def emit(self, event: str, **fields: Any) -> None:
-        self._fh.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
-        self._fh.flush()
+@dataclass
+class Training:
+    epochs: int
+    batch_size: int
+    augment: Any
 
 
-def _seed_everything(seed: int) -> None:
+@dataclass
+class Built:
+    model: Any
+    layout: str
+    units: int
+    encoding: str
+    params: int
+    trainable_params: int
+    layer_types: list[str]
+    summary: str
+
+
+@dataclass
+class Compiled:
+    optimizer: str
+    learning_rate: float | None
+    loss: str
+    compiled_by: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fitted:
+    history: list[EpochRecord]
+    seconds: float
+    steps: int | None
+    expected_steps: int
+
+
+def confine(run: RunDir, job: JobSpec, channel: Channel) -> None:
+    """Landlock the job to its view before anything else runs (see grader.landlock)."""
+    if not job.isolation.landlock:
+        return
+    roots = sorted({Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                      Path(sys.executable).resolve().parent.parent)} - {Path("/")})
+    view = landlock.job_view(run_dir=run.path, scratch=run.scratch, inputs_dir=Path(job.inputs_dir),
+                             package_dir=PACKAGE_DIR, python_roots=roots,
+                             private_tmp=os.environ.get(ENV_NAMESPACES) == "bwrap")
+    try:
+        abi = landlock.confine(view)
+    except OSError as exc:
+        channel.event("warning", message=f"no Landlock view: {exc}")
+        return
+    channel.event("confined", abi=abi)
+
+
+def seed_everything(seed: int) -> None:
     import keras
     import tensorflow as tf
 
@@ -65,7 +116,14 @@ def _seed_everything(seed: int) -> None:
     tf.config.optimizer.set_jit(False)
 
 
-def _import_submission(path: Path) -> Any:
+def load_inputs(job: JobSpec) -> Inputs:
+    inputs = Path(job.inputs_dir)
+    return Inputs(x_train=np.load(inputs / INPUT_X_TRAIN, allow_pickle=False),
+                  y_train=np.load(inputs / INPUT_Y_TRAIN, allow_pickle=False).astype(np.int64),
+                  x_heldout=np.load(inputs / INPUT_X_HELDOUT, allow_pickle=False))
+
+
+def import_submission(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location("submission", path)
     if spec is None or spec.loader is None:
         raise JobFailure(ErrorKind.IMPORT_ERROR, "cannot load the submission file")
@@ -75,9 +133,12 @@ def _import_submission(path: Path) -> Any:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise JobFailure(ErrorKind.SYNTAX_ERROR, f"syntax error on line {exc.lineno}: {exc.msg}") from None
-    except SystemExit as exc:  # sys.exit() is not an Exception; without this no result.json would be written
+    except SystemExit as exc:  # sys.exit() is not an Exception; without this no result would be sent
         raise JobFailure(ErrorKind.IMPORT_ERROR, f"your file called sys.exit({exc.code!r}) while being imported; "
                          "a submission must only define build_model()" + your_line(exc), traceback_tail(exc)) from None
+    except RecursionError as exc:
+        raise JobFailure(ErrorKind.IMPORT_ERROR, "importing your file recursed too deeply (an expression nested "
+                         "thousands of levels, or a function calling itself without end)", traceback_tail(exc)) from None
     except Exception as exc:
         kind, msg = explain_exception(exc, "importing your file")
         raise JobFailure(kind, msg, traceback_tail(exc)) from None
@@ -86,58 +147,23 @@ def _import_submission(path: Path) -> Any:
     return module
 
 
-def _build(module: Any, job: JobSpec) -> Any:
-    import keras
-
-    fn = module.build_model
-    available = {"input_shape": tuple(job.exercise.input_shape), "num_classes": job.exercise.labels.num_outputs}
-    params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in available.items() if k in params}
-    try:
-        model = fn(**kwargs)
-    except SystemExit as exc:
-        raise JobFailure(ErrorKind.BUILD_ERROR, f"build_model() called sys.exit({exc.code!r}) instead of returning a "
-                         "keras.Model" + your_line(exc), traceback_tail(exc)) from None
-    except Exception as exc:
-        kind, msg = explain_exception(exc, "building the model")
-        raise JobFailure(kind, msg, traceback_tail(exc)) from None
-    if not isinstance(model, keras.Model):
-        raise JobFailure(ErrorKind.NOT_A_MODEL, f"build_model() returned {type(model).__name__}, not a keras.Model")
-    return model
+def read_training(module: Any, job: JobSpec) -> Training:
+    """The coordinator's epochs and batch size (read from TRAINING before the job started) win."""
+    chosen = check_training(getattr(module, "TRAINING", None), job.exercise)
+    epochs = job.epochs or chosen.get("epochs", job.exercise.training.epochs)
+    if job.profile.max_epochs is not None:
+        epochs = min(epochs, job.profile.max_epochs)
+    augment = getattr(module, "augment", None)
+    return Training(epochs=epochs, batch_size=job.batch_size or chosen.get("batch_size", job.exercise.training.batch_size),
+                    augment=augment if callable(augment) else None)
 
 
-def _compile(model: Any, job: JobSpec) -> tuple[str, float | None, str]:
-    """Keep the participant's optimizer and loss; ensure accuracy; force XLA off (slow on CPU)."""
-    import keras
-
-    compiled = bool(getattr(model, "compiled", False)) and getattr(model, "optimizer", None) is not None
-    if compiled:
-        optimizer, loss = model.optimizer, model.loss
-        if loss is None:
-            raise ContractError(ErrorKind.BUILD_ERROR, "the model is compiled without a loss")
-    else:
-        c = job.exercise.compile
-        cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
-               "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam}[c.optimizer]
-        optimizer = cls(learning_rate=c.learning_rate, **({"momentum": c.momentum} if c.optimizer == "sgd" else {}))
-        linear = getattr(getattr(model.layers[-1], "activation", None), "__name__", "") == "linear"
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=linear)
-    check_logits(model, loss)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
-    lr = getattr(optimizer, "learning_rate", None)
-    try:
-        lr_value = float(np.asarray(lr)) if lr is not None and not callable(lr) else None
-    except (TypeError, ValueError):
-        lr_value = None
-    return type(optimizer).__name__, lr_value, loss_name(loss) + (" (from_logits)" if from_logits(loss) else "")
-
-
-def _layer_types(model: Any) -> list[str]:
+def _layer_types(model: Any, depth: int = 0) -> list[str]:
     out: list[str] = []
     for layer in model.layers:
         out.append(type(layer).__name__)
-        if hasattr(layer, "layers"):
-            out.extend(_layer_types(layer))
+        if hasattr(layer, "layers") and depth < 20:
+            out.extend(_layer_types(layer, depth + 1))
     return out
 
 
@@ -148,6 +174,91 @@ def _summary(model: Any) -> str:
     except Exception:  # a summary is nice to have, never worth failing a job
         return ""
     return "\n".join(lines)[:50_000]
+
+
+def count_weights(model: Any) -> tuple[int, int]:
+    """(all, trainable) from the weight tensors themselves, as the coordinator recounts them."""
+    total = sum(math.prod(w.shape) for w in model.weights)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return int(total), int(trainable)
+
+
+def build(module: Any, job: JobSpec) -> Built:
+    import keras
+
+    fn = module.build_model
+    available = {"input_shape": tuple(job.exercise.input_shape), "num_classes": job.exercise.labels.num_outputs}
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    kwargs = {k: v for k, v in available.items() if k in params}
+    try:
+        model = fn(**kwargs)
+    except SystemExit as exc:
+        raise JobFailure(ErrorKind.BUILD_ERROR, f"build_model() called sys.exit({exc.code!r}) instead of returning a "
+                         "keras.Model" + your_line(exc), traceback_tail(exc)) from None
+    except RecursionError as exc:
+        raise JobFailure(ErrorKind.BUILD_ERROR, "build_model() recursed too deeply (a function calling itself "
+                         "without end?)" + your_line(exc), traceback_tail(exc)) from None
+    except Exception as exc:
+        kind, msg = explain_exception(exc, "building the model")
+        raise JobFailure(kind, msg, traceback_tail(exc)) from None
+    if not isinstance(model, keras.Model):
+        raise JobFailure(ErrorKind.NOT_A_MODEL, f"build_model() returned {type(model).__name__}, not a keras.Model")
+    layout = input_layout(model)
+    units, encoding = output_encoding(model, job.exercise)
+    params_all, trainable = count_weights(model)
+    return Built(model=model, layout=layout, units=units, encoding=encoding, params=params_all,
+                 trainable_params=trainable, layer_types=_layer_types(model), summary=_summary(model))
+
+
+def compile_model(model: Any, job: JobSpec) -> Compiled:
+    """Keep the participant's optimizer and loss; ensure accuracy; force XLA off (slow on CPU)."""
+    import keras
+
+    compiled = bool(getattr(model, "compiled", False)) and getattr(model, "optimizer", None) is not None
+    warnings: list[str] = []
+    if compiled:
+        optimizer, loss = model.optimizer, model.loss
+        if loss is None:
+            raise JobFailure(ErrorKind.BUILD_ERROR, "the model is compiled without a loss")
+        steps = _steps(optimizer)
+        if steps:
+            raise JobFailure(ErrorKind.BUILD_ERROR, f"build_model() trained the model (its optimizer had already "
+                             f"taken {steps:,} steps): build_model must only build and compile it; grader trains it "
+                             "with the exercise's settings")
+    else:
+        c = job.exercise.compile
+        cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
+               "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam}[c.optimizer]
+        optimizer = cls(learning_rate=c.learning_rate, **({"momentum": c.momentum} if c.optimizer == "sgd" else {}))
+        linear = getattr(getattr(model.layers[-1], "activation", None), "__name__", "") == "linear"
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=linear)
+        warnings.append(f"your model was not compiled, so grader compiled it with the exercise's defaults "
+                        f"({c.optimizer}, learning rate {c.learning_rate:g}, sparse categorical cross-entropy"
+                        f"{' from logits' if linear else ''}); call model.compile(...) in build_model to choose")
+    check_logits(model, loss)
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
+    except Exception as exc:
+        kind, msg = explain_exception(exc, "building the model")
+        raise JobFailure(kind, msg, traceback_tail(exc)) from None
+    lr = getattr(optimizer, "learning_rate", None)
+    try:
+        lr_value = float(f"{float(np.asarray(lr)):.6g}") if lr is not None and not callable(lr) else None
+    except (TypeError, ValueError):
+        lr_value = None
+    return Compiled(optimizer=type(optimizer).__name__, learning_rate=lr_value,
+                    loss=loss_name(loss) + (" (from_logits)" if from_logits(loss) else ""),
+                    compiled_by="submission" if compiled else "exercise defaults", warnings=warnings)
+
+
+def _steps(optimizer: Any) -> int:
+    try:
+        return int(np.asarray(optimizer.iterations))
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _versions() -> dict[str, str]:
@@ -166,14 +277,40 @@ def _gpu_info() -> dict[str, str]:
     return info
 
 
-def _images(x: np.ndarray, scale: float) -> np.ndarray:
-    return (x.astype(np.float32) / scale)[..., None]
+def _configure_gpus() -> dict[str, str]:
+    """Several jobs may share one GPU: grow memory on demand, or cap it (GRADER_GPU_MEMORY_MB)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    cap = os.environ.get("GRADER_GPU_MEMORY_MB", "")
+    for gpu in gpus:
+        try:
+            if cap.isdigit():
+                tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(
+                    memory_limit=int(cap))])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):
+            pass
+    if not gpus:
+        return {}
+    return {"gpu_memory": f"capped at {cap} MB" if cap.isdigit() else "growth on demand"}
+
+
+def layout_images(x: np.ndarray, layout: str, scale: float) -> np.ndarray:
+    """uint8 images → float32 in [0, 1], in the shape the model's input asks for, once, up front."""
+    images = x.astype(np.float32) / np.float32(scale)
+    if layout == "flat":
+        return images.reshape(len(images), -1)
+    if layout == "image":
+        return images[..., None]
+    return images
 
 
 class _EpochCallback:
-    """Progress lines per epoch and NaN detection per batch (a diverging loss = learning rate)."""
+    """Progress events per epoch and NaN detection per batch (a diverging loss = learning rate)."""
 
-    def __new__(cls, progress: Progress, total: int, deadline: float) -> Any:
+    def __new__(cls, channel: Channel, total: int) -> Any:
         import keras
 
         class Callback(keras.callbacks.Callback):
@@ -185,7 +322,7 @@ class _EpochCallback:
 
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
                 self._t = time.monotonic()
-                progress.emit("epoch_start", epoch=epoch + 1, epochs=total)
+                channel.event("epoch_start", epoch=epoch + 1, epochs=total)
 
             def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
                 loss = (logs or {}).get("loss")
@@ -196,9 +333,9 @@ class _EpochCallback:
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 logs = logs or {}
                 rec = EpochRecord(epoch=epoch + 1, seconds=round(time.monotonic() - self._t, 3),
-                                  loss=_finite(logs.get("loss")), accuracy=_finite(logs.get("accuracy")))
+                                  loss=_finite(logs.get("loss")), accuracy=_unit(logs.get("accuracy")))
                 self.history.append(rec)
-                progress.emit("epoch_end", epochs=total, **rec.model_dump())
+                channel.event("epoch_end", epochs=total, **rec.model_dump())
 
         return Callback()
 
@@ -210,12 +347,88 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _predict(model: Any, x: np.ndarray, layout: str, encoding: str, job: JobSpec) -> np.ndarray:
+def _unit(value: Any) -> float | None:
+    v = _finite(value)
+    return v if v is not None and 0.0 <= v <= 1.0 else None
+
+
+def fit(built: Built, training: Training, inputs: Inputs, job: JobSpec, channel: Channel,
+        scratch: Path) -> tuple[Fitted, np.ndarray]:
+    """Train with the exercise's settings; returns what happened and the laid-out training images."""
+    import keras
+
+    labels = job.exercise.labels
+    y_fit = inputs.y_train
+    if built.encoding == "compact":
+        remap = np.full(labels.num_outputs, -1, dtype=np.int64)
+        remap[labels.used] = np.arange(len(labels.used))
+        y_fit = remap[y_fit]
+    loss = built.model.loss
+    if "categorical_crossentropy" in loss_name(loss) and "sparse" not in loss_name(loss):
+        y_fit = keras.utils.to_categorical(y_fit, built.units)  # one-hot loss: accept it, encode labels to match
+    images = layout_images(inputs.x_train, built.layout, job.exercise.pixel_scale)
+    callback = _EpochCallback(channel, training.epochs)
+    callbacks = [callback, *_tensorboard(scratch)]
+    steps_per_epoch = math.ceil(len(images) / training.batch_size)
+    channel.event("phase", phase="training", epochs=training.epochs)
+    t = time.monotonic()
+    try:
+        if training.augment is None:
+            # NumPy arrays straight into fit, as the course's scripts do: Keras shuffles them each epoch
+            built.model.fit(images, y_fit, batch_size=training.batch_size, epochs=training.epochs, shuffle=True,
+                            verbose=0, callbacks=callbacks)
+        else:
+            built.model.fit(_augmented(inputs, y_fit, built.layout, training, job), epochs=training.epochs,
+                            verbose=0, callbacks=callbacks)
+    except Exception as exc:
+        augmenting = training.augment is not None and "map" in str(exc).lower()
+        kind, msg = explain_exception(exc, "augmenting" if augmenting else "training")
+        raise JobFailure(kind, msg, traceback_tail(exc), history=callback.history) from None
+    seconds = round(time.monotonic() - t, 3)
+    if callback.nan_epoch is not None:
+        raise JobFailure(
+            ErrorKind.NAN_LOSS, f"the loss became NaN/inf during epoch {callback.nan_epoch}: training diverged. "
+            "Lower the learning rate (e.g. by 10x), and check the last layer's activation and the loss",
+            history=callback.history)
+    steps = _steps(built.model.optimizer)
+    return Fitted(history=callback.history, seconds=seconds, steps=steps or None,
+                  expected_steps=steps_per_epoch * len(callback.history)), images
+
+
+def _augmented(inputs: Inputs, y_fit: np.ndarray, layout: str, training: Training, job: JobSpec) -> Any:
+    """tf.data with the participant's per-image augment(image, label) (28x28x1 images in [0, 1])."""
+    import tensorflow as tf
+
+    images = layout_images(inputs.x_train, "image", job.exercise.pixel_scale)
+    ds = tf.data.Dataset.from_tensor_slices((images, y_fit)).shuffle(len(images), seed=job.seed,
+                                                                     reshuffle_each_iteration=True)
+    try:
+        ds = ds.map(training.augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    except Exception as exc:
+        kind, msg = explain_exception(exc, "augmenting")
+        raise JobFailure(kind, msg, traceback_tail(exc)) from None
     if layout == "flat":
-        x = x.reshape(len(x), -1)
+        ds = ds.map(lambda img, lab: (tf.reshape(img, (784,)), lab))
     elif layout == "image2d":
-        x = x[..., 0]
-    probs = np.asarray(model.predict(x, batch_size=512, verbose=0), dtype=np.float64)
+        ds = ds.map(lambda img, lab: (tf.reshape(img, (28, 28)), lab))
+    return ds.batch(training.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _tensorboard(scratch: Path) -> list[Any]:
+    """Scalars only (loss, accuracy per epoch): cheap, and what `grader tensorboard` compares.
+
+    Only where TensorBoard is installed (the `tensorboard` extra): tf.summary needs it.
+    """
+    if importlib.util.find_spec("tensorboard") is None:
+        return []
+    import keras
+
+    return [keras.callbacks.TensorBoard(log_dir=str(scratch / "tensorboard"), histogram_freq=0, write_graph=False,
+                                        write_images=False, update_freq="epoch", profile_batch=0)]
+
+
+def predict(model: Any, images: np.ndarray, encoding: str, job: JobSpec) -> np.ndarray:
+    probs = np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float64)
     labels = job.exercise.labels
     if encoding == "compact":
         return np.asarray(labels.used, dtype=np.int16)[probs.argmax(axis=1)]
@@ -225,165 +438,137 @@ def _predict(model: Any, x: np.ndarray, layout: str, encoding: str, job: JobSpec
     return probs.argmax(axis=1).astype(np.int16)
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, layout: str, batch: int, seed: int, augment: Any) -> Any:
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if layout == "flat":
-        ds = ds.map(lambda img, lab: (tf.reshape(img, (784,)), lab))
-    elif layout == "image2d":
-        ds = ds.map(lambda img, lab: (tf.reshape(img, (28, 28)), lab))
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
-
-
-def _npy(path: Path, arr: np.ndarray) -> None:
-    import io
-
+def npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def execute(run: RunDir, job: JobSpec, progress: Progress, fields: dict[str, Any]) -> JobResult:
-    """The happy path; raises JobFailure/ContractError for anything a participant can fix."""
-    timings: dict[str, float] = fields.setdefault("timings", {})
+def weights_npz(model: Any) -> bytes:
+    """Every weight tensor, uncompressed: the coordinator recounts the parameters from these headers."""
+    buf = io.BytesIO()
+    np.savez(buf, **{f"w{i:05d}": np.asarray(w.numpy()) for i, w in enumerate(model.weights)})
+    return buf.getvalue()
+
+
+def send_tensorboard(channel: Channel, scratch: Path) -> None:
+    root = scratch / "tensorboard"
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink() and len(path.relative_to(root).parts) <= 4:
+            try:
+                channel.file(f"{RunDir.TENSORBOARD}/{path.relative_to(root).as_posix()}", path.read_bytes())
+            except ValueError:
+                continue  # a name the channel does not accept: TensorBoard logs are optional
+
+
+def execute(run: RunDir, job: JobSpec, channel: Channel, known: dict[str, Any]) -> JobResult:
+    """The happy path: raises JobFailure for anything a participant can fix; `known` keeps what is learned."""
+    timings: dict[str, float] = known["timings"]
     t = time.monotonic()
-    import keras
-    import tensorflow as tf
+    import keras  # noqa: F401  (timed: TensorFlow's import is most of a smoke job's start-up)
 
     timings["import_tensorflow"] = round(time.monotonic() - t, 3)
-    _seed_everything(job.seed)
-    fields["versions"], fields["gpu"] = _versions(), _gpu_info()
-    progress.emit("phase", phase="loading data")
-    inputs = Path(job.inputs_dir)
-    x_train = np.load(inputs / INPUT_X_TRAIN, allow_pickle=False)
-    y_train = np.load(inputs / INPUT_Y_TRAIN, allow_pickle=False).astype(np.int64)
-    x_heldout = np.load(inputs / INPUT_X_HELDOUT, allow_pickle=False)
+    seed_everything(job.seed)
+    known["settings"] = {"op_determinism": "on", "xla": "off", "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"),
+                         **_configure_gpus()}
+    known["versions"], known["gpu"] = _versions(), _gpu_info()
+    channel.event("phase", phase="loading data")
+    inputs = load_inputs(job)
 
-    progress.emit("phase", phase="importing submission")
+    channel.event("phase", phase="importing submission")
     t = time.monotonic()
-    module = _import_submission(run.submission)
-    training = check_training(getattr(module, "TRAINING", None), job.exercise)
-    augment = getattr(module, "augment", None)
-    fields["augment"] = callable(augment)
+    module = import_submission(run.submission)
+    training = read_training(module, job)
+    known.update(augment=training.augment is not None, epochs=training.epochs, batch_size=training.batch_size)
     timings["import_submission"] = round(time.monotonic() - t, 3)
 
-    progress.emit("phase", phase="building model")
+    channel.event("phase", phase="building model")
     t = time.monotonic()
-    model = _build(module, job)
-    layout = input_layout(model)
-    units, encoding = output_encoding(model, job.exercise)
-    params = int(model.count_params())
-    fields.update(params=params, input_layout=layout, output_units=units, label_encoding=encoding,
-                  layer_types=_layer_types(model), model_summary=_summary(model),
-                  trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)))
-    if params > job.exercise.limits.max_params:
-        raise ContractError(ErrorKind.TOO_MANY_PARAMS,
-                            f"the model has {params:,} parameters; this exercise allows {job.exercise.limits.max_params:,}")
-    try:
-        opt, lr, loss = _compile(model, job)
-    except ContractError:
-        raise
-    except Exception as exc:
-        kind, msg = explain_exception(exc, "building the model")
-        raise JobFailure(kind, msg, traceback_tail(exc)) from None
-    fields.update(optimizer=opt, learning_rate=lr, loss=loss)
+    built = build(module, job)
+    known.update(params=built.params, trainable_params=built.trainable_params, input_layout=built.layout,
+                 output_units=built.units, label_encoding=built.encoding, layer_types=built.layer_types,
+                 model_summary=built.summary)
+    if built.params > job.exercise.limits.max_params:
+        raise JobFailure(ErrorKind.TOO_MANY_PARAMS, f"the model has {built.params:,} parameters; this exercise "
+                         f"allows {job.exercise.limits.max_params:,}")
+    compiled = compile_model(built.model, job)
+    known.update(optimizer=compiled.optimizer, learning_rate=compiled.learning_rate, loss=compiled.loss,
+                 compiled_by=compiled.compiled_by)
+    known["warnings"].extend(compiled.warnings)
     timings["build"] = round(time.monotonic() - t, 3)
 
-    epochs = training.get("epochs", job.exercise.training.epochs)
-    batch = training.get("batch_size", job.exercise.training.batch_size)
-    if job.profile.max_epochs is not None:
-        epochs = min(epochs, job.profile.max_epochs)
-    fields.update(epochs=epochs, batch_size=batch)
-
-    y_fit = y_train
-    if encoding == "compact":
-        remap = np.full(job.exercise.labels.num_outputs, -1, dtype=np.int64)
-        remap[job.exercise.labels.used] = np.arange(len(job.exercise.labels.used))
-        y_fit = remap[y_train]
-    if "categorical_crossentropy" in loss and "sparse" not in loss:
-        y_fit = keras.utils.to_categorical(y_fit, units)  # one-hot loss: accept it, encode labels to match
-    images = _images(x_train, job.exercise.pixel_scale)
     try:
-        ds = _dataset(images, y_fit, layout, batch, job.seed, augment)
-    except Exception as exc:
-        kind, msg = explain_exception(exc, "augmenting" if augment else "training")
-        raise JobFailure(kind, msg, traceback_tail(exc)) from None
+        fitted, images = fit(built, training, inputs, job, channel, run.scratch)
+    except JobFailure as exc:
+        known["history"] = exc.history
+        raise
+    known.update(history=fitted.history, optimizer_steps=fitted.steps, expected_steps=fitted.expected_steps)
+    timings["fit"] = fitted.seconds
 
-    progress.emit("phase", phase="training", epochs=epochs)
-    deadline = time.monotonic() + job.wall_seconds
-    callback = _EpochCallback(progress, epochs, deadline)
+    channel.event("phase", phase="predicting")
     t = time.monotonic()
     try:
-        model.fit(ds, epochs=epochs, verbose=0, callbacks=[callback])
-    except Exception as exc:
-        kind, msg = explain_exception(exc, "augmenting" if augment and "map" in str(exc).lower() else "training")
-        raise JobFailure(kind, msg, traceback_tail(exc)) from None
-    finally:
-        fields["history"] = callback.history
-        timings["fit"] = round(time.monotonic() - t, 3)
-    if callback.nan_epoch is not None:
-        raise JobFailure(ErrorKind.NAN_LOSS,
-                         f"the loss became NaN/inf during epoch {callback.nan_epoch}: training diverged. "
-                         "Lower the learning rate (e.g. by 10x), and check the last layer's activation and the loss")
-
-    progress.emit("phase", phase="predicting")
-    t = time.monotonic()
-    try:
-        heldout = _predict(model, _images(x_heldout, job.exercise.pixel_scale), layout, encoding, job)
-        k = min(job.profile.train_eval_size, len(x_train))
-        train_eval = _predict(model, images[:k], layout, encoding, job)
+        heldout = predict(built.model, layout_images(inputs.x_heldout, built.layout, job.exercise.pixel_scale),
+                          built.encoding, job)
+        k = min(job.profile.train_eval_size, len(images))
+        train_eval = predict(built.model, images[:k], built.encoding, job)
     except Exception as exc:
         kind, msg = explain_exception(exc, "predicting")
         raise JobFailure(kind, msg, traceback_tail(exc)) from None
-    _npy(run.predictions, heldout)
-    _npy(run.train_predictions, train_eval)
     timings["predict"] = round(time.monotonic() - t, 3)
+    channel.file(RunDir.PREDICTIONS, npy_bytes(heldout))
+    channel.file(RunDir.TRAIN_PREDICTIONS, npy_bytes(train_eval))
+    channel.file(RunDir.WEIGHTS, weights_npz(built.model))
     try:
-        model.save_weights(run.weights)
-    except Exception as exc:  # weights are for instructors' curiosity, never a reason to fail
-        progress.emit("warning", message=f"could not save weights: {exc}")
-    del tf
-    return JobResult(outcome=Outcome.OK, n_predictions=len(heldout), **fields)
+        channel.file(RunDir.MODEL, built.model.to_json().encode())
+    except Exception as exc:  # the architecture is for integrity checks; a model that cannot say it still counts
+        known["warnings"].append(f"the model's architecture could not be saved: {type(exc).__name__}")
+    send_tensorboard(channel, run.scratch)
+    return JobResult(outcome=Outcome.OK, n_predictions=len(heldout), **known)
 
 
 def run(run: RunDir) -> JobResult:
     started = utcnow()
     t0 = time.monotonic()
-    progress = Progress(run.progress)
-    progress.emit("start")
+    channel = Channel.open(run.path)
     try:
         job = JobSpec.model_validate_json(run.job_json.read_text())
     except Exception as exc:
-        result = JobResult.failed(ErrorKind.INFRASTRUCTURE, f"cannot read job.json: {exc}")
-        atomic_write_text(run.result_json, result.model_dump_json(indent=2))
+        result = JobResult.failed(ErrorKind.INFRASTRUCTURE, f"cannot read job.json: {str(exc)[:500]}")
+        _finish(channel, result)
         return result
-    fields: dict[str, Any] = {
+    confine(run, job, channel)
+    channel.event("phase", phase="start")
+    known: dict[str, Any] = {
         "seed": job.seed, "profile": job.profile_name, "submission_sha256": job.submission_sha256,
         "spec_hash": job.spec_hash, "host": platform.node(), "backend": job.backend,
-        "scheduler_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": started,
+        "scheduler_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": started, "timings": {}, "warnings": [],
     }
     try:
-        result = execute(run, job, progress, fields)
-    except (JobFailure, ContractError) as exc:
-        result = JobResult.failed(exc.kind, exc.message, detail=getattr(exc, "detail", None), **_known(fields))
+        result = execute(run, job, channel, known)
+    except JobFailure as exc:
+        result = JobResult.failed(exc.kind, exc.message, detail=exc.detail, **known)
     except MemoryError:
         result = JobResult.failed(ErrorKind.OUT_OF_MEMORY, "the job ran out of memory: use a smaller model or batch",
-                                  **_known(fields))
+                                  **known)
+    except RecursionError as exc:
+        result = JobResult.failed(ErrorKind.BUILD_ERROR, "your code recursed too deeply", detail=traceback_tail(exc),
+                                  **known)
     except Exception as exc:  # anything else is still a stored outcome with a message
         kind, msg = explain_exception(exc, "training")
-        result = JobResult.failed(kind, msg, detail=traceback_tail(exc), **_known(fields))
+        result = JobResult.failed(kind, msg, detail=traceback_tail(exc), **known)
     result.finished_at = utcnow()
     result.timings["total"] = round(time.monotonic() - t0, 3)
-    atomic_write_text(run.result_json, result.model_dump_json(indent=2))
-    progress.emit("end", outcome=result.outcome.value)
+    _finish(channel, result)
     return result
 
 
-def _known(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k in JobResult.model_fields}
+def _finish(channel: Channel, result: JobResult) -> None:
+    channel.file(RunDir.RESULT, result.model_dump_json(indent=2).encode())
+    channel.event("end", outcome=result.outcome.value)
+    channel.close()
 
 
 def main(argv: list[str]) -> int:

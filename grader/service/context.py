@@ -1,29 +1,33 @@
-"""Context: settings, catalogue, database and backends, built once per CLI call."""
+"""Context: settings, catalogue, database and backends, built once per process (CLI call or server)."""
 
 from __future__ import annotations
 
-import getpass
+import hashlib
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from grader.backends import get_backend
 from grader.backends.base import Backend
-from grader.db.engine import make_engine
+from grader.datasets import HeldOutLabels, heldout_labels
+from grader.db.engine import make_engine, reader
+from grader.entrypoints import worker_argv
+from grader.rundir import atomic_write_text
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
-
-
-def current_user() -> str:
-    return getpass.getuser()
+from grader.specs.exercise import ExerciseSpec
 
 
 @dataclass
 class Context:
+    """What every use case needs; identity is not here (see grader.service.access.Actor)."""
+
     settings: Settings = field(default_factory=Settings)
-    user: str = field(default_factory=current_user)
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
+    _labels: dict[tuple[str, str, str], HeldOutLabels] = field(default_factory=dict, repr=False)
 
     @cached_property
     def catalog(self) -> ExerciseCatalog:
@@ -31,15 +35,47 @@ class Context:
 
     @cached_property
     def engine(self) -> Engine:
+        """Writes: one short IMMEDIATE transaction each (SQLite), so concurrent writers queue instead of failing."""
         return make_engine(self.settings.resolved_db_url)
+
+    @cached_property
+    def reader(self) -> Engine:
+        """Reads: deferred transactions, never the write lock, so readers run beside ingestion (WAL)."""
+        return reader(self.engine)
+
+    @property
+    def queue_key(self) -> str:
+        """One local queue (and worker) per database, so a worker never ingests into another database."""
+        return hashlib.sha256(self.settings.resolved_db_url.encode()).hexdigest()[:12]
 
     def backend(self, name: str | None = None) -> Backend:
         name = name or self.settings.backend
         if name not in self._backends:
-            self._backends[name] = get_backend(name, self.settings)
+            self._backends[name] = get_backend(name, self.settings, queue=self.queue_key,
+                                               start_worker=self.start_worker)
         return self._backends[name]
 
-    @property
-    def is_instructor(self) -> bool:
-        """With no instructors configured (a laptop), the single user is the instructor."""
-        return not self.settings.instructors or self.user in self.settings.instructors
+    def ensure_worker(self) -> bool:
+        """Embedded mode: make sure the background loop runs while anything is in flight (a process, not a write)."""
+        from grader.backends.local import LocalBackend
+
+        local = self.backend("local")
+        return isinstance(local, LocalBackend) and local.ensure_worker()
+
+    def worker_settings_file(self) -> Path:
+        return self.settings.home.expanduser().resolve() / "local-queue" / self.queue_key / "worker-settings.json"
+
+    def start_worker(self) -> list[str]:
+        """argv of the background worker, handed these resolved settings (not just GRADER_HOME)."""
+        path = self.worker_settings_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, self.settings.model_dump_json())
+        os.chmod(path, 0o600)
+        return worker_argv(path)
+
+    def labels(self, spec: ExerciseSpec, profile: str) -> HeldOutLabels:
+        """The answer key for a spec and profile, built once per process (not on every ingest)."""
+        key = (spec.name, spec.spec_hash(), profile)
+        if key not in self._labels:
+            self._labels[key] = heldout_labels(spec, profile, self.settings)
+        return self._labels[key]

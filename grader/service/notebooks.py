@@ -14,6 +14,7 @@ from sqlalchemy import select
 from grader.db.engine import session_scope
 from grader.db.models import NotebookScore as NotebookScoreRow
 from grader.errors import GraderError, NotFoundError
+from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
 from grader.settings import Settings
 
@@ -78,8 +79,9 @@ def import_gradebook(gradebook_path: Path, *, settings: Settings) -> list[Notebo
     return sorted(rows, key=lambda r: (r.assignment, r.student, r.notebook))
 
 
-def import_notebook_scores(ctx: Context, gradebook: Path) -> int:
+def import_notebook_scores(ctx: Context, actor: Actor, gradebook: Path) -> int:
     """Upsert one row per (participant, assignment, notebook); nbgrader keeps no history itself."""
+    require_instructor(actor, "importing notebook scores")
     if not gradebook.exists():
         raise GraderError(f"{gradebook}: no such gradebook (run this in the nbgrader course folder)")
     rows = import_gradebook(gradebook, settings=ctx.settings)

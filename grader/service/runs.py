@@ -1,77 +1,101 @@
-"""Prepare run directories, run them in the foreground, and ingest what they produced."""
+"""Prepare run directories, run them in the foreground, and follow their progress safely."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from grader import __version__
-from grader.datasets import heldout_labels, prepare_inputs
-from grader.errors import ResultError
-from grader.results import ErrorKind, JobResult, JobSpec, Outcome, load_result
+from grader.backends.base import write_job_json
+from grader.datasets import prepare_inputs
+from grader.entrypoints import supervisor_argv
+from grader.results import IsolationPolicy, JobSpec
 from grader.rundir import RunDir, atomic_write_text
-from grader.scoring import Metrics, load_predictions, score
 from grader.settings import Settings
 from grader.specs.exercise import ExerciseSpec
+from grader.submission import SubmissionInfo
+from grader.untrusted import UntrustedFileError, parse_json, read_from
 
-ProgressFn = Callable[[dict[str, object]], None]
+ProgressFn = Callable[[dict[str, Any]], None]
+MAX_PROGRESS_CHUNK = 1_000_000
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
 
 
-def prepare_run(source: str, sha256: str, spec: ExerciseSpec, profile: str, seed: int | None,
-                settings: Settings, backend: str = "local", run_id: str | None = None) -> tuple[RunDir, JobSpec]:
-    """Write a run dir (submission.py + job.json) ready for any backend."""
+def isolation_policy(settings: Settings) -> IsolationPolicy:
+    return IsolationPolicy(namespaces=settings.isolation, landlock=settings.landlock,
+                           scratch_mb=settings.job_scratch_mb, output_mb=settings.job_output_mb)
+
+
+def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None, settings: Settings,
+             *, inputs_dir: str, run_id: str, backend: str = "local") -> JobSpec:
+    """The coordinator's job spec: limits, isolation and training settings decided here, not by the job."""
     prof = spec.profile(profile)
+    epochs = info.training.get("epochs", prof.epochs or spec.training.epochs)
+    if prof.max_epochs is not None:
+        epochs = min(epochs, prof.max_epochs)
+    wall = prof.max_wall_seconds or spec.limits.max_wall_seconds
+    return JobSpec(
+        run_id=run_id, exercise=spec, spec_hash=spec.spec_hash(), profile_name=profile, profile=prof,
+        seed=spec.seed if seed is None else seed, epochs=epochs,
+        batch_size=info.training.get("batch_size", spec.training.batch_size), submission_sha256=info.sha256,
+        inputs_dir=inputs_dir, wall_seconds=wall, build_seconds=min(settings.build_seconds, wall),
+        memory_mb=spec.limits.memory_mb, isolation=isolation_policy(settings), grader_version=__version__,
+        backend=backend,
+    )
+
+
+def prepare_run(source: str, info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None,
+                settings: Settings, backend: str = "local", run_id: str | None = None) -> tuple[RunDir, JobSpec]:
+    """A run directory holding submission.py, and the job spec a backend will write as job.json."""
     inputs = prepare_inputs(spec, profile, settings)
     run_id = run_id or new_run_id()
     run = RunDir(settings.runs_dir / run_id).create()
     atomic_write_text(run.submission, source)
-    job = JobSpec(
-        run_id=run_id, exercise=spec, spec_hash=spec.spec_hash(), profile_name=profile, profile=prof,
-        seed=spec.seed if seed is None else seed, submission_sha256=sha256, inputs_dir=str(inputs),
-        wall_seconds=prof.max_wall_seconds or spec.limits.max_wall_seconds, memory_mb=spec.limits.memory_mb,
-        grader_version=__version__, backend=backend,
-    )
-    atomic_write_text(run.job_json, job.model_dump_json(indent=2))
-    return run, job
+    return run, job_spec(info, spec, profile, seed, settings, inputs_dir=str(inputs), run_id=run_id, backend=backend)
 
 
-def follow_progress(run: RunDir, done: Callable[[], bool], poll: float = 0.25) -> Iterator[dict[str, object]]:
-    """Yield progress events as the job appends them (tail -f on progress.jsonl)."""
+def read_events(run: RunDir, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Complete progress lines appended since `offset` (the supervisor writes them; read safely anyway)."""
+    try:
+        chunk = read_from(run.path, RunDir.PROGRESS, offset, MAX_PROGRESS_CHUNK)
+    except UntrustedFileError:
+        return [], offset
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    events = []
+    for line in complete.splitlines():
+        try:
+            event = parse_json(line, "progress.jsonl")
+        except UntrustedFileError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events, offset + len(complete)
+
+
+def follow_progress(run: RunDir, done: Callable[[], bool], poll: float = 0.25) -> Iterator[dict[str, Any]]:
+    """Yield progress events as the supervisor appends them (tail -f on progress.jsonl)."""
     offset = 0
     while True:
         finished = done()
-        if run.progress.exists():
-            with run.progress.open("rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            offset += len(complete)
-            for line in complete.splitlines():
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(event, dict):
-                    yield event
+        events, offset = read_events(run, offset)
+        yield from events
         if finished:
             return
         time.sleep(poll)
 
 
-def run_foreground(run: RunDir, on_progress: ProgressFn | None = None) -> None:
+def run_foreground(run: RunDir, job: JobSpec, on_progress: ProgressFn | None = None) -> None:
     """Run the sandbox supervisor as a child process and stream progress while it works."""
-    proc = subprocess.Popen([sys.executable, "-m", "grader.sandbox", str(run.path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    write_job_json(run, job)
+    proc = subprocess.Popen(supervisor_argv(run.path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for event in follow_progress(run, lambda: proc.poll() is not None):
             if on_progress:
@@ -81,35 +105,10 @@ def run_foreground(run: RunDir, on_progress: ProgressFn | None = None) -> None:
         proc.wait()
         raise
     _, err = proc.communicate()
-    if proc.returncode != 0 and not run.result_json.exists():
-        atomic_write_text(run.result_json, JobResult.failed(
-            ErrorKind.INFRASTRUCTURE, f"the sandbox supervisor failed: {err.decode(errors='replace')[-500:]}",
-        ).model_dump_json())
+    if proc.returncode != 0:
+        # no supervisor.json: ingest reports "the sandbox supervisor left no report"; keep its words
+        atomic_write_text(run.path / "supervisor.log", err.decode(errors="replace")[-4000:])
 
 
-@dataclass
-class Ingested:
-    result: JobResult
-    metrics: Metrics | None
-
-
-def ingest(run: RunDir, spec: ExerciseSpec, profile: str, settings: Settings) -> Ingested:
-    """Trust nothing in the run dir: validate result.json, recompute metrics from predictions."""
-    try:
-        result = load_result(run.result_json)
-    except ResultError as exc:
-        return Ingested(JobResult.failed(ErrorKind.INVALID_RESULT, f"no trustworthy result: {exc}"), None)
-    if result.outcome is not Outcome.OK:
-        return Ingested(result, None)
-    key = heldout_labels(spec, profile, settings)
-    try:
-        pred = load_predictions(run.predictions, len(key.labels), spec.labels.used)
-        train_pred = load_predictions(run.train_predictions, len(key.train_eval_labels), spec.labels.used)
-    except ResultError as exc:
-        return Ingested(result.model_copy(update={
-            "outcome": Outcome.FAILED, "error_kind": ErrorKind.INVALID_RESULT,
-            "message": f"the job's predictions cannot be scored: {exc}"}), None)
-    metrics = score(pred, key.labels, key.public, spec, train_pred, key.train_eval_labels)
-    return Ingested(result, metrics)
-
-
+def event_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), default=str)

@@ -1,24 +1,135 @@
-"""`python -m grader.service.worker`: the local backend's detached worker; ingests each job at once."""
+"""The background loop: run local jobs, reconcile every backend, ingest; exits when there is nothing to do.
+
+Embedded mode starts it detached (`python -m grader.service.worker SETTINGS_FILE`, handed the
+resolved settings of the command that started it); `grader serve` runs the same loop in a thread.
+It starts the next job before ingesting the last one, so the queue never waits on bookkeeping.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from grader.backends.local import run_worker
+from grader.backends.base import write_job_json
+from grader.backends.local import LocalBackend, Spool
+from grader.entrypoints import supervisor_argv
+from grader.results import JobSpec
+from grader.rundir import RunDir
 from grader.service.context import Context
-from grader.service.sync import sync
+from grader.service.reconcile import reconcile
+from grader.service.submissions import active_count
+from grader.settings import Settings
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
+RECONCILE_SECONDS = 5.0
 
 
-def main() -> int:
-    ctx = Context()
+def _die_with_parent() -> None:
+    """If the worker is killed, its supervisors (and through bwrap/PDEATHSIG their jobs) die too."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
-    def finished(_job_id: str) -> None:
-        sync(ctx)
 
-    run_worker(ctx.settings, on_finished=finished)
-    sync(ctx)
+class LocalRunner:
+    """Drains the local spool with bounded concurrency; job.json is rewritten from the entry each attempt."""
+
+    def __init__(self, ctx: Context) -> None:
+        backend = ctx.backend("local")
+        assert isinstance(backend, LocalBackend)
+        self.spool: Spool = backend.spool
+        self.max_jobs = ctx.settings.local_max_jobs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def reap(self) -> list[str]:
+        """Finished entries (moved to done); cancel flags honoured on the way."""
+        finished = []
+        for name, proc in list(self.running.items()):
+            flag = self.spool.cancel_flag(name)
+            if flag.exists() and proc.poll() is None:
+                proc.terminate()  # the supervisor records a cancelled verdict
+                flag.unlink(missing_ok=True)
+            if proc.poll() is not None:
+                entry = self.spool.finish(name, proc.returncode)
+                del self.running[name]
+                if entry is not None:
+                    finished.append(entry.job_id)
+        return finished
+
+    def start(self) -> int:
+        started = 0
+        while len(self.running) < self.max_jobs:
+            claimed = self.spool.claim()
+            if claimed is None:
+                break
+            name, entry = claimed
+            run = RunDir(Path(entry.run_dir))
+            try:
+                write_job_json(run, JobSpec.model_validate_json(entry.job))
+            except (OSError, ValueError) as exc:
+                log.error("queue entry %s cannot be started: %s", name, exc)
+                self.spool.finish(name, None)
+                continue
+            with (self.spool.root / "supervisors.log").open("ab") as err:
+                self.running[name] = subprocess.Popen(supervisor_argv(run.path), stdin=subprocess.DEVNULL,
+                                                      stdout=subprocess.DEVNULL, stderr=err,
+                                                      preexec_fn=_die_with_parent)
+            started += 1
+        return started
+
+
+def run_worker(ctx: Context, *, idle_seconds: float | None = 5.0, stop: threading.Event | None = None) -> int:
+    """Work until idle for `idle_seconds` (None: until `stop` is set); returns the jobs run here.
+
+    One worker per queue: a second one returns at once.
+    """
+    runner = LocalRunner(ctx)
+    count = 0
+    with runner.spool.worker_lock() as mine:
+        if not mine:
+            return 0  # another worker is draining this queue
+        idle_since = time.monotonic()
+        next_reconcile = 0.0
+        while stop is None or not stop.is_set():
+            finished = runner.reap()
+            count += len(finished)
+            runner.start()  # the next job first, then the bookkeeping of the last one
+            now = time.monotonic()
+            if finished or now >= next_reconcile:
+                _safe_reconcile(ctx)
+                next_reconcile = now + RECONCILE_SECONDS
+            if runner.running or runner.spool.names("queue") or active_count(ctx, exclude_local=True):
+                idle_since = now  # jobs on a scheduler (Slurm) keep the worker polling
+            elif idle_seconds is not None and now - idle_since > idle_seconds:
+                _safe_reconcile(ctx)
+                return count
+            time.sleep(POLL_SECONDS)
+    return count
+
+
+def _safe_reconcile(ctx: Context) -> None:
+    try:
+        reconcile(ctx)
+    except Exception:  # the loop keeps going; each submission's own trouble is stored by reconcile
+        log.exception("reconcile failed")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m grader.service.worker SETTINGS_FILE", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
+    run_worker(Context(settings=settings))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -48,6 +48,18 @@ class HeldOut(_Strict):
     split_seed: int = Field(default=20240601, description="Seed of the public/private permutation.")
 
 
+class Integrity(_Strict):
+    """What an integrity check may assume about this exercise (flags for instructors, never penalties)."""
+
+    ceiling: float = Field(default=1.0, gt=0, le=1, description="Best accuracy published for this dataset's test "
+                           "split; a score above it is flagged as implausible.")
+    max_literal: int = Field(default=300, ge=10, description="Characters (or elements) of one constant in a "
+                             "submission above which it is flagged as embedded data.")
+    perturb_heldout: bool = Field(default=False, description="Shift each held-out image by one pixel and add light "
+                                  "noise, seeded by a secret of the coordinator, so looking public test images up by "
+                                  "content fails (labels are unchanged).")
+
+
 class Profile(_Strict):
     """A sizing of the exercise: `full` (canonical data) or `smoke` (bundled sample, 1-2 epochs)."""
 
@@ -57,6 +69,10 @@ class Profile(_Strict):
     max_epochs: int | None = Field(default=None, ge=1, description="Epochs are clamped to this (smoke runs).")
     max_wall_seconds: int | None = Field(default=None, ge=10, description="Overrides the wall-clock limit.")
     train_eval_size: int = Field(default=2000, ge=1, description="Training images predicted to measure the generalization gap.")
+    seeds: int = Field(default=1, ge=1, le=10, description="Seeds each submission is trained under; the grade uses "
+                       "their mean, and boards show mean ± std (one job per seed).")
+    epochs: int | None = Field(default=None, ge=1, description="Epochs for submissions that do not choose "
+                               "(overrides the exercise's training.epochs in this profile).")
 
 
 class Labels(_Strict):
@@ -110,6 +126,7 @@ class ExerciseSpec(_Strict):
     compile: CompileDefaults = Field(default_factory=CompileDefaults)
     training: TrainingDefaults
     heldout: HeldOut = Field(default_factory=HeldOut)
+    integrity: Integrity = Field(default_factory=Integrity)
     profiles: dict[str, Profile] = Field(description="Named sizings; must contain 'full' and 'smoke'.")
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from grader.backends.base import Backend, JobHandle, JobState, JobStatus
 from grader.backends.slurm.builders import build_batch_script, build_job_description
@@ -106,8 +107,8 @@ class SlurmBackend(Backend):
 
     name = "slurm"
 
-    def __init__(self, settings: Settings, driver: SlurmDriver | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, driver: SlurmDriver | None = None, **options: Any) -> None:
+        super().__init__(settings, **options)
         self._driver = driver
         self._why = "given by the caller" if driver else ""
         self._finished: dict[str, JobStatus] = {}  # terminal states never change: ask Slurm once
@@ -118,11 +119,7 @@ class SlurmBackend(Backend):
             self._driver, self._why = make_driver(self.settings)
         return self._driver
 
-    def _start(self, run_dir: RunDir) -> str:
-        try:
-            spec = JobSpec.model_validate_json(run_dir.job_json.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise BackendError(f"{run_dir.job_json} is not a valid job spec: {exc}") from None
+    def _start(self, run_dir: RunDir, spec: JobSpec) -> str:
         description = build_job_description(run_dir, spec, self.settings)
         script = build_batch_script(run_dir, spec, self.settings)
         atomic_write_text(run_dir.batch_script, script)
@@ -151,7 +148,7 @@ class SlurmBackend(Backend):
                 statuses[job_id] = JobStatus(state=JobState.UNKNOWN, reason=f"Slurm could not be asked: {exc}")
                 continue
             status = (
-                JobStatus(state=JobState.UNKNOWN, reason="vanished")
+                JobStatus(state=JobState.VANISHED, reason="Slurm no longer knows the job")
                 if job is None
                 else (status_from_job(job, positions.get(job_id)))
             )

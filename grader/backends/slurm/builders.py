@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from grader.entrypoints import supervisor_argv
 from grader.errors import BackendError
 from grader.results import JobSpec
 from grader.rundir import RunDir
 from grader.settings import Settings
 
 # Slurm's limits sit above the supervisor's own (settings.slurm_time_margin_s, slurm_memory_margin_mb)
-# so that the supervisor, not Slurm, normally ends an overrunning job and writes result.json;
+# so that the supervisor, not Slurm, normally ends an overrunning job and writes supervisor.json;
 # Slurm's limit is the backstop for a stuck supervisor.
 
 
@@ -120,7 +121,7 @@ def build_batch_script(run_dir: RunDir, job_spec: JobSpec, settings: Settings) -
     if modules:
         lines += [_MODULE_INIT, "module load " + " ".join(q(name) for name in modules)]
     lines.append(_RECORD_ALLOCATION.replace("@ALLOCATION@", run_dir.allocation.name))
-    supervisor = f'{q(python)} -m grader.sandbox "$RUN_DIR"'
+    supervisor = " ".join(q(arg) for arg in supervisor_argv("RUN_DIR", python=python)[:-1]) + ' "$RUN_DIR"'
     if not container:
         lines.append(f"exec {supervisor}")
     else:
