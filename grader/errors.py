@@ -75,3 +75,16 @@ class AuthError(GraderError):
     """No token, or one the server does not accept (wrong, revoked, expired)."""
 
     exit_code = 11
+
+
+def by_name(kind: str) -> type[GraderError]:
+    """The error class of a name (an HTTP client turns the server's JSON error back into the same exception)."""
+    found = {cls.__name__: cls for cls in _subclasses(GraderError)}
+    return found.get(kind, GraderError)
+
+
+def _subclasses(cls: type[GraderError]) -> list[type[GraderError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_subclasses(sub))
+    return out

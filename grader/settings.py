@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     slurm_qos: str | None = Field(default=None, description="Slurm QOS.")
     slurm_reservation: str | None = Field(default=None, description="Slurm reservation (workshop day).")
     slurm_gpus: int = Field(default=1, ge=0, description="GPUs per grading job (gres gpu:N); 0 for CPU-only.")
+    slurm_gpu_shards: int = Field(
+        default=0,
+        ge=0,
+        description="Shards of a GPU per grading job (gres shard:N) instead of whole GPUs, so that several jobs "
+        "share one GPU (the cluster must define gres/shard); 0 = whole GPUs, as slurm_gpus says.",
+    )
     slurm_cpus: int = Field(default=2, ge=1, description="CPUs per grading job.")
     slurm_modules: Names = Field(
         default_factory=list, description="`module load` lines run before the job (site software stacks)."

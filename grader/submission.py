@@ -190,7 +190,7 @@ def cells_to_module(cells: list[str]) -> tuple[str, list[str]]:
 def notebook_to_module(data: bytes, filename: str) -> tuple[str, list[str]]:
     """Read an .ipynb (nbformat 4 JSON, parsed with bounds and without nbformat to keep the CLI light)."""
     if len(data) > MAX_NOTEBOOK_BYTES:
-        raise _fail(filename, f"notebook is {len(data):,} bytes; the limit is {MAX_NOTEBOOK_BYTES:,} (clear outputs?)")
+        raise _fail(filename, f"notebook is {len(data)} bytes; the limit is {MAX_NOTEBOOK_BYTES} (clear outputs?)")
     try:
         nb = parse_json(data, filename)
     except GraderError as exc:
@@ -233,7 +233,7 @@ def parse_submission(data: bytes, filename: str, spec: ExerciseSpec | None = Non
     if not name.endswith(".py"):
         raise SubmissionError(f"{name}: expected a .py file or a .ipynb notebook")
     if len(data) > MAX_SOURCE_BYTES:
-        raise _fail(name, f"file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,}")
+        raise _fail(name, f"file is {len(data)} bytes; the limit is {MAX_SOURCE_BYTES}")
     try:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -249,9 +249,10 @@ def read_submission(path: Path, spec: ExerciseSpec | None = None) -> tuple[str, 
     if path.suffix not in (".py", ".ipynb"):
         raise SubmissionError(f"{path}: expected a .py file or a .ipynb notebook")
     size = path.stat().st_size
-    cap = MAX_NOTEBOOK_BYTES if path.suffix == ".ipynb" else MAX_SOURCE_BYTES
-    if size > cap:
-        raise _fail(path.name, f"file is {size:,} bytes; the limit is {cap:,}")
+    if path.suffix == ".ipynb" and size > MAX_NOTEBOOK_BYTES:
+        raise _fail(path.name, f"notebook is {size} bytes; the limit is {MAX_NOTEBOOK_BYTES} (clear outputs?)")
+    if path.suffix == ".py" and size > MAX_SOURCE_BYTES:
+        raise _fail(path.name, f"file is {size} bytes; the limit is {MAX_SOURCE_BYTES}")
     return parse_submission(path.read_bytes(), path.name, spec)
 
 

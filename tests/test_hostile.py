@@ -2,15 +2,16 @@
 supervisor as a subprocess (`python -m grader.sandbox RUN_DIR`), then the coordinator's ingest.
 
 Each hostile file is a valid submission that also misbehaves; the test says which defence layer
-(DESIGN.md, threat model) stops it. Tests that need namespace isolation skip, naming bwrap/unshare,
-where this host cannot create namespaces (`grader doctor` says why). In every case the grader
-itself keeps working and reports a specific outcome, and no process of the job survives it.
+(DESIGN.md, threat model) stops it. What a hostile file found it prints as a "GRADER-FOUND {json}"
+line, which the supervisor keeps in stdout.log (the job itself can write nothing outside its scratch
+folder). Tests that need namespace isolation skip, naming bwrap/unshare, where this host cannot
+create namespaces (`grader doctor` says why). In every case the grader itself keeps working and
+reports a specific outcome, and no process of the job survives it.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -28,12 +29,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader.results import ErrorKind, JobResult, Outcome, load_result
-from grader.rundir import RunDir, atomic_write_text
-from grader.sandbox import OUTPUT_CAP_BYTES, Policy, detect_isolation
-from grader.service.runs import Ingested, ingest, prepare_run
+from grader.backends.base import write_job_json
+from grader.datasets import heldout_labels
+from grader.landlock import abi_version
+from grader.results import ErrorKind, Outcome, SupervisorReport, Verdict
+from grader.rundir import RunDir
+from grader.sandbox import Policy, detect_isolation
+from grader.sandbox.supervisor import OUTPUT_CAP_BYTES
+from grader.service.ingest import Ingested, ingest
+from grader.service.runs import prepare_run
 from grader.settings import SAMPLES_DIR, Settings
 from grader.specs.catalog import ExerciseCatalog
+from grader.submission import check_source
 
 pytestmark = pytest.mark.tf
 
@@ -78,31 +85,35 @@ def survivors(*needles: str) -> list[str]:
 
 @dataclass
 class Supervised:
-    result: JobResult  # the supervisor's verdict (result.json after supervision)
+    report: SupervisorReport  # what the supervisor measured and decided
     got: Ingested  # what the coordinator makes of it
     run: RunDir
-    supervisor: dict[str, Any]
     found: dict[str, Any] | None  # what the hostile submission reported about itself
 
 
-def supervise(settings: Settings, name: str, probe: dict[str, Any] | None = None, wall_seconds: int | None = None,
-              env: dict[str, str] | None = None, run_id: str | None = None) -> Supervised:
+def supervise(settings: Settings, name: str, probe: dict[str, Any] | None = None, *,
+              limits: dict[str, Any] | None = None, isolation_mode: str | None = None, landlock: bool = True,
+              run_id: str | None = None) -> Supervised:
     spec = CATALOG.get("mnist")
     src = source(name, probe)
-    run, job = prepare_run(src, hashlib.sha256(src.encode()).hexdigest(), spec, "smoke", None, settings,
-                           run_id=run_id or name)
-    if wall_seconds is not None:
-        atomic_write_text(run.job_json, job.model_copy(update={"wall_seconds": wall_seconds}).model_dump_json())
+    info = check_source(src, f"{name}.py", spec)
+    run, job = prepare_run(src, info, spec, "smoke", None, settings, run_id=run_id or name)
+    iso = job.isolation.model_copy(update={"landlock": landlock, **({"namespaces": isolation_mode}
+                                                                     if isolation_mode else {})})
+    job = job.model_copy(update={"isolation": iso, **(limits or {})})
+    write_job_json(run, job)
     proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "grader.sandbox", str(run.path)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"the supervisor itself failed: {proc.stderr[-3000:]}"
-    result = load_result(run.result_json)
-    assert proc.stdout.strip() == result.outcome.value
-    got = ingest(run, spec, "smoke", settings)
-    found_path = run.path / "found.json"
-    found = json.loads(found_path.read_text()) if found_path.exists() else None
+    report = SupervisorReport.model_validate_json(run.supervisor_json.read_text())
+    assert proc.stdout.strip() == report.verdict.value
+    got = ingest(run, job, heldout_labels(spec, "smoke", settings))
+    found = None
+    for line in run.stdout_log.read_text(errors="replace").splitlines():
+        if line.startswith("GRADER-FOUND "):
+            found = json.loads(line.removeprefix("GRADER-FOUND "))
     assert survivors(str(run.path)) == [], "a process of the job outlived it"
-    return Supervised(result, got, run, json.loads(run.supervisor_json.read_text()), found)
+    return Supervised(report, got, run, found)
 
 
 # --- 1. reading the held-out labels ------------------------------------------------------------
@@ -135,22 +146,34 @@ def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_label_hunter_would_succeed_without_a_sandbox(settings: Settings, planted: dict[str, Any]) -> None:
     """Guard against a toothless test: run the hunt in this (unsandboxed) process."""
-    run, _ = prepare_run("def build_model():\n    pass\n", "0" * 64, CATALOG.get("mnist"), "smoke", None, settings,
-                         run_id="unsandboxed")
+    src = "def build_model():\n    pass\n"
+    run, job = prepare_run(src, check_source(src, "x.py"), CATALOG.get("mnist"), "smoke", None, settings,
+                           run_id="unsandboxed")
+    write_job_json(run, job)
     loot = _load_hostile("reads_labels", planted).hunt(run.path)
     assert loot["recovered"] == 500
     assert str(SAMPLES_DIR / "mnist.npz") in loot["opened"]
 
 
-def test_reads_labels_finds_nothing_and_scores_at_chance(settings: Settings, planted: dict[str, Any]) -> None:
-    needs("bwrap")  # the filesystem view: `unshare` alone leaves the bundled samples readable
-    out = supervise(settings, "reads_labels", planted, env={"GRADER_ISOLATION": "bwrap"})
+@pytest.mark.parametrize(("mode", "landlock"), [("bwrap", False), ("none", True), ("bwrap", True)],
+                         ids=["bwrap-view", "landlock-view-without-namespaces", "both"])
+def test_reads_labels_finds_nothing_and_scores_at_chance(settings: Settings, planted: dict[str, Any], mode: str,
+                                                         landlock: bool) -> None:
+    """Either filesystem view alone hides every label file: bwrap's mounts, or Landlock without any namespace
+    (the README quick start before bubblewrap is installed)."""
+    if mode == "bwrap":
+        needs("bwrap")
+    if landlock and not abi_version():
+        pytest.skip("this kernel has no Landlock")
+    out = supervise(settings, "reads_labels", planted, isolation_mode=mode, landlock=landlock,
+                    run_id=f"hunt-{mode}-{landlock}")
     assert out.found is not None, "the hostile model did not run"
     assert out.found == {"opened": [], "recovered": 0}, "the job could read held-out labels"
-    assert out.result.outcome is Outcome.OK
+    assert out.got.result.outcome is Outcome.OK, out.got.result.message
     assert out.got.metrics is not None
     assert out.got.metrics.accuracy == pytest.approx(0.1)  # every image called "0": chance, not 1.0
-    assert out.supervisor["namespaces"] == "bwrap"
+    assert out.report.namespaces == mode and out.report.filesystem_view
+    assert (out.report.landlock_abi > 0) is landlock
 
 
 # --- 2. the network ------------------------------------------------------------------------------
@@ -204,11 +227,23 @@ def test_socket_to_localhost_fails(settings: Settings, listener: tuple[int, list
     port, received = listener
     out = supervise(settings, "opens_socket", {"port": port})
     assert out.found is not None and out.found["connected"] is False, out.found
-    assert "refused" in out.found["error"].lower() or "unreachable" in out.found["error"].lower()
+    # refused by the empty network namespace, or earlier by Landlock's TCP rule (inside bwrap too)
+    assert any(w in out.found["error"].lower() for w in ("refused", "unreachable", "permission denied"))
     assert received == []
-    assert out.result.outcome is Outcome.OK  # it still trained and was graded
+    assert out.got.result.outcome is Outcome.OK  # it still trained and was graded
     assert out.got.metrics is not None
-    assert out.supervisor["namespaces"] in ("bwrap", "unshare")
+    assert out.report.namespaces in ("bwrap", "unshare")
+
+
+def test_landlock_alone_blocks_tcp(settings: Settings, listener: tuple[int, list[bytes]]) -> None:
+    if abi_version() < 4:
+        pytest.skip("Landlock ABI 4 (Linux 6.7) is needed to block TCP without namespaces")
+    port, received = listener
+    out = supervise(settings, "opens_socket", {"port": port}, isolation_mode="none", run_id="socket-landlock")
+    assert out.found is not None and out.found["connected"] is False, out.found
+    assert "permission" in out.found["error"].lower()
+    assert received == []
+    assert out.got.result.outcome is Outcome.OK
 
 
 # --- 3. a detached child ---------------------------------------------------------------------------
@@ -219,49 +254,56 @@ def test_detached_child_does_not_survive(settings: Settings, mode: str) -> None:
     if mode == "auto":
         needs("bwrap", "unshare")
     marker = f"grader-hostile-child-{uuid.uuid4().hex}"
-    out = supervise(settings, "forks_child", {"marker": marker}, env={"GRADER_ISOLATION": mode}, run_id=f"fork-{mode}")
+    out = supervise(settings, "forks_child", {"marker": marker}, isolation_mode=mode, run_id=f"fork-{mode}")
     assert out.found == {"child_started": True}, "the grandchild never started: the test proves nothing"
     assert survivors(marker) == []
-    assert out.result.outcome is Outcome.OK and out.got.metrics is not None
+    assert out.got.result.outcome is Outcome.OK and out.got.metrics is not None
     if mode == "none":
-        assert out.supervisor["namespaces"] == "none"
-        assert out.supervisor["killed_strays"] >= 1
+        assert out.report.namespaces == "none"
+        assert out.report.killed_strays >= 1
 
 
 # --- 4. filling the disk ---------------------------------------------------------------------------
 
-def test_one_gigabyte_file_is_stopped_by_the_file_size_limit(settings: Settings) -> None:
-    out = supervise(settings, "writes_1gb")
-    limit = Policy.model_fields["file_size_mb"].default * 1024 * 1024
-    big = out.run.path / "big.bin"
-    try:
+@pytest.mark.parametrize("mode", ["bwrap", "none"])
+def test_five_500_megabyte_files_hit_the_disk_quota(settings: Settings, mode: str) -> None:
+    """bwrap: the scratch folder is a tmpfs of 512 MB, so writing stops there (ENOSPC / file size);
+    without bwrap: the supervisor measures the scratch folder and stops the job past its quota."""
+    if mode == "bwrap":
+        needs("bwrap")
+    out = supervise(settings, "writes_1gb", isolation_mode=mode, run_id=f"disk-{mode}")
+    quota = Policy.model_fields["scratch_mb"].default * 1024 * 1024
+    if mode == "bwrap":
         assert out.found is not None
-        assert "File too large" in (out.found["error"] or ""), out.found
-        assert big.stat().st_size <= limit < 1024**3
-        assert out.found["written"] <= limit
-    finally:
-        big.unlink(missing_ok=True)  # do not keep half a gigabyte in pytest's retained temp dirs
-    assert out.result.outcome is Outcome.OK and out.got.metrics is not None  # the grader kept working
+        assert out.found["written"] <= quota < 5 * 500 * 1024**2
+        assert "No space left" in (out.found["error"] or "") or "File too large" in (out.found["error"] or "")
+        assert out.got.result.outcome is Outcome.OK and out.got.metrics is not None  # the grader kept working
+    else:
+        assert out.report.verdict is Verdict.DISK_QUOTA
+        assert out.got.result.error_kind is ErrorKind.DISK_QUOTA
+        assert "512 MB disk quota" in (out.got.result.message or "") or "disk quota" in (out.got.result.message or "")
+    assert not out.run.scratch.exists(), "the scratch folder (and the files in it) is removed at the end"
 
 
 # --- 5. running forever, ignoring SIGTERM ------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["auto", "none"])
-def test_sleeper_that_ignores_sigterm_is_killed_at_the_time_limit(settings: Settings, mode: str) -> None:
-    """`none`: SIGTERM to the job's process group is ignored, so SIGKILL follows after the grace.
+def test_sleeper_that_ignores_sigterm_is_stopped_at_the_start_up_limit(settings: Settings, mode: str) -> None:
+    """An endless loop at import never reaches training: the start-up limit ends it, and says where.
+    `none`: SIGTERM to the job's process group is ignored, so SIGKILL follows after the grace.
     `auto` (bwrap): SIGTERM ends bwrap, and the job dies with it (--die-with-parent)."""
-    # 45 s: long enough for TensorFlow's import (6-16 s here) so the submission really sleeps
+    # 40 s: long enough for TensorFlow's import (3-16 s here) so the submission really sleeps
     # with SIGTERM ignored when the limit strikes.
-    out = supervise(settings, "sleeps_forever", wall_seconds=45, env={"GRADER_ISOLATION": mode},
-                    run_id=f"sleep-{mode}")
+    out = supervise(settings, "sleeps_forever", limits={"wall_seconds": 120, "build_seconds": 40},
+                    isolation_mode=mode, run_id=f"sleep-{mode}")
     if mode == "none":
-        assert out.supervisor["signal"] == 9, "SIGTERM was ignored, so only SIGKILL can have ended it"
-    assert out.result.outcome is Outcome.TIMEOUT
-    assert out.result.error_kind is ErrorKind.TIMEOUT
-    assert "did not finish within the 0.75-minute limit" in (out.result.message or "")
-    assert out.supervisor["timed_out"] is True
-    assert (out.run.path / "sleeping").exists(), "the submission never reached its sleep (TensorFlow slower than 45 s?)"
-    assert out.got.metrics is None and out.got.result.outcome is Outcome.TIMEOUT
+        assert out.report.signal == 9, "SIGTERM was ignored, so only SIGKILL can have ended it"
+    assert out.found == {"sleeping": True}, "the submission never reached its sleep (TensorFlow slower than 40 s?)"
+    assert out.report.verdict is Verdict.BUILD_TIMEOUT and out.report.last_phase == "importing submission"
+    assert out.got.result.outcome is Outcome.TIMEOUT and out.got.result.error_kind is ErrorKind.BUILD_TIMEOUT
+    assert "importing your file did not finish within 40 s" in (out.got.result.message or "")
+    assert out.report.wall_seconds < 60, "it waited for the wall-clock limit instead of the start-up limit"
+    assert out.got.metrics is None
 
 
 # --- 6. flooding the output ----------------------------------------------------------------------------
@@ -273,8 +315,8 @@ def test_output_flood_is_capped(settings: Settings) -> None:
         data = log.read_bytes()
         assert len(data) <= OUTPUT_CAP_BYTES + len(trailer)
         assert data.endswith(trailer)
-    assert out.supervisor["stdout_truncated"] is True and out.supervisor["stderr_truncated"] is True
-    assert out.result.outcome is Outcome.OK and out.got.metrics is not None  # still trained: pipes kept draining
+    assert out.report.stdout_truncated and out.report.stderr_truncated
+    assert out.got.result.outcome is Outcome.OK and out.got.metrics is not None  # still trained: pipes kept draining
 
 
 # --- 7. faking the result --------------------------------------------------------------------------------
@@ -282,13 +324,12 @@ def test_output_flood_is_capped(settings: Settings) -> None:
 def test_fake_result_and_pickled_predictions_get_no_credit(settings: Settings, tmp_path: Path) -> None:
     marker = tmp_path / "coordinator-unpickled-something"
     out = supervise(settings, "fakes_result", {"marker": str(marker)})
-    # the fake is schema-valid, so the supervisor passes it on; the coordinator recomputes from predictions
-    assert out.supervisor["exit_code"] == 0
+    # the fake frames are well formed, so the supervisor stores them; the coordinator checks every claim
+    assert out.report.verdict is Verdict.COMPLETED and out.report.exit_code == 0
     assert out.got.metrics is None, "a faked result was scored"
-    assert out.got.result.outcome is Outcome.FAILED
+    assert out.got.result.outcome is Outcome.INVALID
     assert out.got.result.error_kind is ErrorKind.INVALID_RESULT
-    assert "predictions cannot be scored" in (out.got.result.message or "")
-    assert "not a valid .npy array" in (out.got.result.message or "")
+    assert "weights cannot be checked" in (out.got.result.message or "")  # no weights: the claims stand alone
     assert not marker.exists(), "the coordinator unpickled data from the sandbox"
     with pytest.raises(ValueError, match="allow_pickle"):
         np.load(out.run.predictions, allow_pickle=False)

@@ -2,7 +2,9 @@
 
 Each TensorFlow process costs 5-15 s on two cores, so there are only three: `grader run` twice
 (end to end through the sandbox, and bit-identical), and one process that runs the job function
-on a batch of run dirs, one per contract case (each writes its own result.json).
+on a batch of run dirs, one per contract case. That batch runs without the supervisor (so without
+Landlock, which a process can only tighten, never loosen between runs): the job then writes its
+files directly, and the test writes the supervisor's "completed" report the real supervisor would.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from textwrap import dedent
 import numpy as np
 import pytest
 
-from grader.results import ErrorKind, JobResult, Outcome, load_result
+from grader.backends.base import write_job_json
+from grader.datasets import heldout_labels
+from grader.results import ErrorKind, JobResult, Outcome, SupervisorReport, Verdict, validate_result
 from grader.rundir import RunDir
 from grader.sandbox import build_env
-from grader.service.runs import Ingested, ingest, prepare_run
+from grader.service.ingest import Ingested, ingest
+from grader.service.runs import prepare_run
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
+from grader.submission import SubmissionInfo
+
+
+def load_result(path: Path) -> JobResult:
+    return validate_result(json.loads(path.read_text()))
 
 pytestmark = pytest.mark.tf
 
@@ -108,20 +118,29 @@ def test_result_json_records_everything(two_cli_runs: tuple[list[subprocess.Comp
     assert result.started_at is not None and result.finished_at is not None and result.started_at < result.finished_at
     assert result.n_predictions == 500
     assert raw["backend"] == "local"
-    # the supervisor's own record
-    sup = json.loads(run.supervisor_json.read_text())
-    assert sup["exit_code"] == 0 and not sup["timed_out"] and not sup["stdout_truncated"]
+    assert result.compiled_by == "exercise defaults" and "was not compiled" in result.warnings[0]
+    assert result.optimizer_steps == result.expected_steps == 2 * 16  # 1000 images / 64 per batch, 2 epochs
+    # the supervisor's own record: facts it measured, and how the job ended
+    sup = SupervisorReport.model_validate_json(run.supervisor_json.read_text())
+    assert sup.verdict is Verdict.COMPLETED and sup.exit_code == 0 and not sup.stdout_truncated
+    assert sup.filesystem_view and sup.epochs_seen == 2
+    assert sup.files[RunDir.WEIGHTS] > 0 and sup.peak_memory_mb and sup.wall_seconds > 0
+    assert list(sup.phases) == ["start", "loading data", "importing submission", "building model", "training",
+                                "predicting"]
 
 
 def test_progress_has_one_line_per_epoch(two_cli_runs: tuple[list[subprocess.CompletedProcess[str]], list[Path]]) -> None:
     _, runs = two_cli_runs
     events = [json.loads(line) for line in RunDir(runs[0]).progress.read_text().splitlines()]
-    assert events[0]["event"] == "start" and events[-1] == {**events[-1], "event": "end", "outcome": "ok"}
+    assert events[0] == {**events[0], "event": "start", "source": "supervisor"}
+    assert events[-1] == {**events[-1], "event": "end", "outcome": "ok"}
+    assert all(isinstance(e["t"], float) for e in events)  # the supervisor's clock on every line
     ends = [e for e in events if e["event"] == "epoch_end"]
     assert [e["epoch"] for e in ends] == [1, 2]
     assert all(e["epochs"] == 2 and isinstance(e["loss"], float) for e in ends)
     assert [e["phase"] for e in events if e["event"] == "phase"] == [
-        "loading data", "importing submission", "building model", "training", "predicting"]
+        "start", "loading data", "importing submission", "building model", "training", "predicting"]
+    assert [e["abi"] > 0 for e in events if e["event"] == "confined"] in ([True], [])
 
 
 def test_predictions_are_plain_npy(two_cli_runs: tuple[list[subprocess.CompletedProcess[str]], list[Path]]) -> None:
@@ -135,6 +154,7 @@ def test_predictions_are_plain_npy(two_cli_runs: tuple[list[subprocess.Completed
     assert len(np.unique(pred)) >= 5  # it learned something, not one class
     assert run.weights.stat().st_size > 0
     assert run.stdout_log.exists() and run.stderr_log.exists()
+    assert not run.scratch.exists(), "the job's scratch folder is removed when it ends"
 
 
 def test_two_runs_are_bit_identical(two_cli_runs: tuple[list[subprocess.CompletedProcess[str]], list[Path]]) -> None:
@@ -189,6 +209,15 @@ CASES: dict[str, tuple[str, str]] = {
         def build_model():
             return keras.Sequential([keras.Input(shape=(784,)), layers.Dense(3000, activation="relu"),
                                      layers.Dense(10, activation="softmax")])
+    ''')),
+    "trains_in_build_model": ("mnist", MNIST_HEAD + dedent('''\
+        import numpy as np
+
+        def build_model():
+            model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(10, activation="softmax")])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            model.fit(np.zeros((64, 784)), np.zeros(64), epochs=3, verbose=0)  # extra epochs, unseen by grader
+            return model
     ''')),
     "not_a_model": ("mnist", MNIST_HEAD + dedent('''\
         def build_model():
@@ -257,14 +286,18 @@ def contract_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[J
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADER_HOME", str(base / "home"))
     mp.setenv("GRADER_CONFIG", str(base / "no-config.toml"))
+    mp.setenv("GRADER_LANDLOCK", "false")  # one process runs many jobs: see the module docstring
     try:
         settings = Settings()
         runs: dict[str, RunDir] = {}
+        jobs = {}
         for name, (exercise, source) in CASES.items():
             spec = CATALOG.get(exercise)
-            run, _ = prepare_run(source, hashlib.sha256(source.encode()).hexdigest(), spec, "smoke", None, settings,
-                                 run_id=name)
-            runs[name] = run
+            info = SubmissionInfo(sha256=hashlib.sha256(source.encode()).hexdigest(), size=len(source), kind="py",
+                                  build_params=[])
+            run, job = prepare_run(source, info, spec, "smoke", None, settings, run_id=name)
+            write_job_json(run, job)
+            runs[name], jobs[name] = run, job
         code = ("import sys\nfrom pathlib import Path\nfrom grader.job.run import run\nfrom grader.rundir import RunDir\n"
                 "for p in sys.argv[1:]:\n    print(p, run(RunDir(Path(p))).outcome, flush=True)\n")
         first = next(iter(runs.values()))
@@ -275,14 +308,19 @@ def contract_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[J
         out = {}
         for name, run in runs.items():
             spec = CATALOG.get(CASES[name][0])
-            out[name] = (load_result(run.result_json), ingest(run, spec, "smoke", settings), run)
+            weights = run.weights.stat().st_size if run.weights.exists() else 0
+            report = SupervisorReport(verdict=Verdict.COMPLETED, exit_code=0, wall_seconds=10.0, files={
+                RunDir.RESULT: run.result_json.stat().st_size, RunDir.WEIGHTS: weights})
+            (run.path / RunDir.SUPERVISOR).write_text(report.model_dump_json())
+            key = heldout_labels(spec, "smoke", settings)
+            out[name] = (load_result(run.result_json), ingest(run, jobs[name], key), run)
         return out
     finally:
         mp.undo()
 
 
 @pytest.mark.parametrize(("case", "kind", "outcome", "phrases"), [
-    ("keras2_dynamic_lr", ErrorKind.KERAS2_API, Outcome.FAILED, ["`lr=` is a Keras 2 name", "`learning_rate`"]),
+    ("keras2_dynamic_lr", ErrorKind.KERAS2_API, Outcome.FAILED, ["`lr=` is a Keras 2 name", "`learning_rate=`"]),
     ("wrong_output_size", ErrorKind.WRONG_OUTPUT_SIZE, Outcome.FAILED,
      ["output shape is (5,)", "10 classes", "Dense(10, activation='softmax')"]),
     ("logits_without_from_logits", ErrorKind.LOGITS_WITHOUT_FROM_LOGITS, Outcome.FAILED,
@@ -291,6 +329,8 @@ def contract_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[J
      ["no defined input", "keras.Input(shape=(28, 28, 1))"]),
     ("nan_loss", ErrorKind.NAN_LOSS, Outcome.FAILED, ["NaN", "epoch 1", "Lower the learning rate"]),
     ("too_many_params", ErrorKind.TOO_MANY_PARAMS, Outcome.INVALID, ["2,385,010 parameters", "allows 2,000,000"]),
+    ("trains_in_build_model", ErrorKind.BUILD_ERROR, Outcome.FAILED,
+     ["build_model() trained the model", "grader trains it with the exercise's settings"]),
     ("not_a_model", ErrorKind.NOT_A_MODEL, Outcome.FAILED, ["build_model() returned Dense, not a keras.Model"]),
     ("raises_in_build_model", ErrorKind.BUILD_ERROR, Outcome.FAILED,
      ["error while building the model", "ZeroDivisionError", "(your line 7: `return keras.Sequential("]),
@@ -311,7 +351,7 @@ def test_contract_errors_are_specific(contract_runs: dict[str, tuple[JobResult, 
     assert not run.predictions.exists()
     assert result.seed == 42 and result.submission_sha256  # provenance even on failure
     events = [json.loads(line)["event"] for line in run.progress.read_text().splitlines()]
-    assert events[0] == "start" and events[-1] == "end"
+    assert events[0] == "phase" and events[-1] == "end"
 
 
 def test_failure_details_keep_the_traceback_for_instructors(

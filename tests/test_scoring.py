@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.errors import ResultError
-from grader.scoring import Metrics, load_predictions, score
+from grader.scoring import Metrics, score
 from grader.specs.catalog import ExerciseCatalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,76 +109,3 @@ def test_score_is_pure() -> None:
     assert score(pred, labels, public, MNIST) == score(pred, labels, public, MNIST)
     for a, b in zip((labels, pred, public), copies, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-# --- load_predictions: refuse anything odd ------------------------------------------------------
-
-def save(tmp_path: Path, arr: np.ndarray, allow_pickle: bool = False) -> Path:
-    path = tmp_path / "predictions.npy"
-    np.save(path, arr, allow_pickle=allow_pickle)
-    return path
-
-
-@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint8])
-def test_valid_predictions_load(tmp_path: Path, dtype: type) -> None:
-    arr = np.array([0, 1, 9, 3], dtype=dtype)
-    got = load_predictions(save(tmp_path, arr), 4, MNIST.labels.used)
-    assert got.dtype == np.int64
-    np.testing.assert_array_equal(got, arr)
-
-
-def test_pickled_object_array_is_refused_without_unpickling(tmp_path: Path) -> None:
-    marker = tmp_path / "unpickled"
-
-    class Boom:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # would run if anyone unpickled this
-
-    path = save(tmp_path, np.array([Boom(), 1, 2, 3], dtype=object), allow_pickle=True)
-    with pytest.raises(ResultError, match=r"predictions\.npy is not a valid \.npy array"):
-        load_predictions(path, 4, MNIST.labels.used)
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize(("arr", "message"), [
-    (np.zeros(5, np.int16), r"has shape \(5,\) and dtype int16; expected \(4,\) integers"),
-    (np.zeros((4, 1), np.int16), r"has shape \(4, 1\)"),
-    (np.zeros((4, 10), np.float32), r"has shape \(4, 10\)"),  # probabilities instead of labels
-    (np.array([0.0, 1.0, 2.0, 3.0]), r"dtype float64; expected \(4,\) integers"),
-    (np.array([True, False, True, True]), r"dtype bool"),
-    (np.array(["0", "1", "2", "3"]), r"dtype <U1"),
-    (np.array([0, 1, 2, 10], np.int16), "labels outside the exercise's label set"),
-    (np.array([0, -1, 2, 3], np.int16), "labels outside the exercise's label set"),
-])
-def test_malformed_predictions_are_refused(tmp_path: Path, arr: np.ndarray, message: str) -> None:
-    with pytest.raises(ResultError, match=message):
-        load_predictions(save(tmp_path, arr), 4, MNIST.labels.used)
-
-
-def test_unused_asl_label_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ResultError, match="outside the exercise's label set"):
-        load_predictions(save(tmp_path, np.array([0, 8, 9, 10], np.int16)), 4, ASL.labels.used)
-    np.testing.assert_array_equal(load_predictions(save(tmp_path, np.array([0, 8, 24, 10], np.int16)), 4,
-                                                   ASL.labels.used), [0, 8, 24, 10])
-
-
-def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
-    path = tmp_path / "predictions.npy"
-    np.save(path, np.zeros(4, np.int16))
-    with path.open("ab") as fh:
-        fh.truncate(1024 + 4 * 8 + 1)
-    with pytest.raises(ResultError, match=r"predictions\.npy is larger than 4 predictions can be"):
-        load_predictions(path, 4, MNIST.labels.used)
-    big = save(tmp_path, np.zeros(100_000, np.int64))
-    with pytest.raises(ResultError, match="larger than 500 predictions can be"):
-        load_predictions(big, 500, MNIST.labels.used)
-
-
-@pytest.mark.parametrize("content", [b"", b"\x93NUMPY garbage", b"not numpy at all" * 10])
-def test_garbage_and_missing_files(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "predictions.npy"
-    with pytest.raises(ResultError, match=r"predictions\.npy is missing"):
-        load_predictions(path, 4, MNIST.labels.used)
-    path.write_bytes(content)
-    with pytest.raises(ResultError, match=r"not a valid \.npy array"):
-        load_predictions(path, 4, MNIST.labels.used)

@@ -247,7 +247,7 @@ def test_validate_collects_every_problem(course: Path) -> None:
 def test_validate_cli_exit_codes(grader_home: Path, course: Path) -> None:
     ok = cli("--course-dir", str(course), "exercises", "validate")
     assert ok.returncode == 0, ok.stderr
-    assert "3 exercises and their rubrics are valid" in ok.stdout
+    assert "3 exercises, their rubrics, references and starters are valid" in ok.stdout
 
     edit(course / "rubrics" / "mnist.toml", "{baseline:.1%}", "{basline:.1%}")
     bad = cli("--course-dir", str(course), "exercises", "validate")

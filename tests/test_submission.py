@@ -254,8 +254,14 @@ def test_notebook_refusals(tmp_path: Path) -> None:
     with pytest.raises(SubmissionError, match=r"broken\.ipynb: not a readable Jupyter notebook"):
         read_submission(broken, MNIST)
     (tmp_path / "nocells.ipynb").write_text('{"nbformat": 4}', encoding="utf-8")
-    with pytest.raises(SubmissionError, match="not a readable Jupyter notebook"):
+    with pytest.raises(SubmissionError, match="not a Jupyter notebook: it has no list of cells"):
         read_submission(tmp_path / "nocells.ipynb", MNIST)
+    (tmp_path / "ints.ipynb").write_text('{"cells": [1, 2]}', encoding="utf-8")
+    with pytest.raises(SubmissionError, match="cell 1 is not a notebook cell"):
+        read_submission(tmp_path / "ints.ipynb", MNIST)
+    (tmp_path / "deep.ipynb").write_text('{"cells": ' + "[" * 5000 + "]" * 5000 + "}", encoding="utf-8")
+    with pytest.raises(SubmissionError, match="nests 5001 levels deep"):
+        read_submission(tmp_path / "deep.ipynb", MNIST)
     big = tmp_path / "big.ipynb"
     with big.open("wb") as fh:
         fh.truncate(MAX_NOTEBOOK_BYTES + 1)

@@ -47,7 +47,7 @@ def root(
 
 
 def register() -> None:
-    from grader.cli import data, doctor, exercises, housekeeping, instructor, reading, running, server
+    from grader.cli import data, doctor, exercises, housekeeping, instructor, reading, reports, running, server
 
     app.add_typer(exercises.app, name="exercises")
     app.add_typer(data.app, name="data")
@@ -63,6 +63,7 @@ def register() -> None:
     instructor.register(app)
     server.register(app)
     doctor.register(app)
+    reports.register(app)
 
 
 register()

@@ -101,7 +101,8 @@ def render_run(result: JobResult, metrics: Metrics | None, facts: Facts | None, 
     params = facts.params if facts and facts.params is not None else result.params
     fit_s = facts.fit_seconds if facts and facts.fit_seconds is not None else result.timings.get("fit", 0.0)
     console.print(Text("✓ trained", style="green") + Text(
-        f" {num(params)} parameters, {result.epochs} epochs × batch {result.batch_size}, fit {fit_s:.1f}s"))
+        f" {num(params)} parameters, {result.epochs} epochs × batch {result.batch_size}, fit {fit_s:.1f}s, optimizer ")
+        + untrusted(result.optimizer or "?", 80) + Text(", loss ") + untrusted(result.loss or "?", 80))
     console.print(Text("held-out accuracy (public half): ") + Text(pct(metrics.public_accuracy), style="bold")
                   + Text(f"   training subset: {pct(metrics.train_accuracy)}   gap: "
                          f"{pct(metrics.generalization_gap, True)}"))

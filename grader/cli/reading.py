@@ -114,12 +114,12 @@ def leaderboard(ctx: typer.Context,
     names = [e.name for e in c.exercises()] if all_ or exercise is None else [exercise]
     boards = [c.leaderboard(exercise=name, profile=profile, private=private, top=top) for name in names]
     if html is not None:
-        from grader.reports.html import leaderboard_page
+        from grader.web.pages import leaderboard_html
 
         for lb in boards:
             path = html if len(boards) == 1 else html.replace(".html", f"-{lb.exercise}.html")
             with open(path, "w", encoding="utf-8") as fh:
-                fh.write(leaderboard_page(lb))
+                fh.write(leaderboard_html(lb, top=top))
             console.print(f"[green]✓[/] wrote {path}")
         return
     if as_json:

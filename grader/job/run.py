@@ -380,6 +380,9 @@ def fit(built: Built, training: Training, inputs: Inputs, job: JobSpec, channel:
         else:
             built.model.fit(_augmented(inputs, y_fit, built.layout, training, job), epochs=training.epochs,
                             verbose=0, callbacks=callbacks)
+    except JobFailure as exc:
+        exc.history = callback.history
+        raise
     except Exception as exc:
         augmenting = training.augment is not None and "map" in str(exc).lower()
         kind, msg = explain_exception(exc, "augmenting" if augmenting else "training")

@@ -71,30 +71,40 @@ class Receiver:
 
     def _loop(self) -> None:
         try:
-            while True:
-                header = self._stream.readline(MAX_HEADER + 1)
-                if not header:
-                    return
-                if len(header) > MAX_HEADER or not header.endswith(b"\n"):
-                    self._refuse(f"a frame header over {MAX_HEADER} bytes; the rest of the channel was ignored")
-                    return
-                try:
-                    frame = parse_json(header, "a channel frame")
-                except UntrustedFileError as exc:
-                    self._refuse(str(exc)[:300])
-                    continue
-                if not isinstance(frame, dict):
-                    self._refuse("a channel frame that is not an object")
-                    continue
-                if frame.get("t") == "file":
-                    if not self._file(frame):
-                        return
-                elif frame.get("t") == "event":
-                    self._event(frame.get("event"))
-                else:
-                    self._refuse("a channel frame of unknown type")
+            self._frames()
         except (OSError, ValueError) as exc:
-            self._refuse(f"the channel broke: {exc}")
+            self._refuse(f"the channel broke: {str(exc)[:200]}")
+        if not self.over_quota:
+            self._drain()  # past a bad frame nothing more is believed, but the job must not block on a full pipe
+
+    def _frames(self) -> None:
+        while True:
+            header = self._stream.readline(MAX_HEADER + 1)
+            if not header:
+                return
+            if len(header) > MAX_HEADER or not header.endswith(b"\n"):
+                self._refuse(f"a frame header over {MAX_HEADER} bytes; the rest of the channel was ignored")
+                return
+            try:
+                frame = parse_json(header, "a channel frame")
+            except UntrustedFileError as exc:
+                self._refuse(str(exc)[:300])
+                continue
+            if not isinstance(frame, dict):
+                self._refuse("a channel frame that is not an object")
+                continue
+            if frame.get("t") == "file":
+                if not self._file(frame):
+                    return
+            elif frame.get("t") == "event":
+                self._event(frame.get("event"))
+            else:
+                self._refuse("a channel frame of unknown type")
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while self._stream.read(1 << 20):
+                pass
 
     def _event(self, event: Any) -> None:
         self.events += 1

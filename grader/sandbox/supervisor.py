@@ -190,10 +190,10 @@ def supervise(run: RunDir) -> SupervisorReport:
             why = Verdict.CANCELLED
         elif receiver.over_quota:
             why = Verdict.DISK_QUOTA
+        elif "training" not in receiver.phases and elapsed > policy.build_seconds:
+            why = Verdict.BUILD_TIMEOUT  # an endless loop at import or in build_model: say so, early
         elif elapsed > policy.wall_seconds:
             why = Verdict.TIMEOUT
-        elif "training" not in receiver.phases and elapsed > policy.build_seconds:
-            why = Verdict.BUILD_TIMEOUT
         elif ns != "bwrap" and now >= next_scratch_check:
             next_scratch_check = now + 1.0
             if scratch_usage(run.scratch) > policy.scratch_mb * 1024 * 1024:

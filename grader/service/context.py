@@ -26,6 +26,7 @@ class Context:
     """What every use case needs; identity is not here (see grader.service.access.Actor)."""
 
     settings: Settings = field(default_factory=Settings)
+    spawn_workers: bool = True  # embedded mode; a server runs the loop in-process instead
     _backends: dict[str, Backend] = field(default_factory=dict, repr=False)
     _labels: dict[tuple[str, str, str], HeldOutLabels] = field(default_factory=dict, repr=False)
 
@@ -52,7 +53,7 @@ class Context:
         name = name or self.settings.backend
         if name not in self._backends:
             self._backends[name] = get_backend(name, self.settings, queue=self.queue_key,
-                                               start_worker=self.start_worker)
+                                               start_worker=self.start_worker if self.spawn_workers else None)
         return self._backends[name]
 
     def ensure_worker(self) -> bool:

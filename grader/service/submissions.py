@@ -139,7 +139,8 @@ def show(ctx: Context, actor: Actor, submission_id: int) -> SubmissionDetail:
                 metrics = metrics.for_participant()
             detail.grade = Score.model_validate(res.grade) if res.grade else None
             detail.metrics = metrics
-            detail.result = JobResult.model_validate(res.job_result)
+            result = JobResult.model_validate(res.job_result)
+            detail.result = result if actor.instructor else result.model_copy(update={"detail": None})
             detail.facts = Facts.model_validate(res.facts) if res.facts else None
             detail.notes = list(res.notes or [])
     return detail

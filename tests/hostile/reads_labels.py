@@ -5,8 +5,8 @@ the samples bundled inside the grader package, other processes' environments and
 lines under /proc, and a bounded walk of the whole visible filesystem. For every (x_test,
 y_test) pair it can open it recovers the label of each held-out image by matching pixels, and
 then builds a frozen nearest-neighbour model that predicts exactly those labels (accuracy 1.0).
-If nothing leaks, the same model predicts class 0 everywhere (chance). What it found goes to
-found.json in its working directory, for the test to read.
+If nothing leaks, the same model predicts class 0 everywhere (chance). What it found is printed
+on stdout (a "GRADER-FOUND {json}" line), which the supervisor keeps in stdout.log for the test.
 """
 
 import json
@@ -60,7 +60,7 @@ def _files(limit: int = 20000) -> list[Path]:
 
 def hunt(run_dir: Path) -> dict:
     """Recover held-out labels for this job's held-out images from anything readable."""
-    job = json.loads((run_dir / "job.json").read_text())
+    job = json.loads((run_dir / "job.json").read_text())  # the run dir: the job's working folder's parent
     x_heldout = np.load(Path(job["inputs_dir"]) / "x_heldout.npy", allow_pickle=False)
     answers: dict[bytes, int] = {}
     opened = []
@@ -83,8 +83,8 @@ def hunt(run_dir: Path) -> dict:
 def build_model(num_classes):
     import keras
 
-    loot = hunt(Path.cwd())
-    (Path.cwd() / "found.json").write_text(json.dumps({"opened": loot["opened"], "recovered": loot["recovered"]}))
+    loot = hunt(Path.cwd().parent)
+    print("GRADER-FOUND " + json.dumps({"opened": loot["opened"], "recovered": loot["recovered"]}), flush=True)
     x = loot["x_heldout"].reshape(len(loot["x_heldout"]), -1).astype("float32")
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
     model = keras.Sequential([

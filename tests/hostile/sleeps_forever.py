@@ -2,12 +2,11 @@
 
 import signal
 import time
-from pathlib import Path
 
 import keras
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-Path("sleeping").touch()
+print("GRADER-FOUND {\"sleeping\": true}", flush=True)
 while True:
     time.sleep(1)
 

@@ -1,7 +1,6 @@
-"""Hostile submission: tries to write a 1 GB file into its run directory, then trains normally."""
+"""Hostile submission: tries to write five 500 MB files (2.5 GB) into its working folder, then trains normally."""
 
 import json
-from pathlib import Path
 
 import keras
 
@@ -12,15 +11,18 @@ CHUNK = b"\0" * (16 * 1024 * 1024)
 def _fill_disk() -> dict:
     written, error = 0, None
     try:
-        with open("big.bin", "wb") as fh:
-            while written < 1024**3:
-                written += fh.write(CHUNK)
-                fh.flush()
+        for i in range(5):
+            with open(f"big{i}.bin", "wb") as fh:
+                part = 0
+                while part < 500 * 1024**2:
+                    part += fh.write(CHUNK)
+                    fh.flush()
+                written += part
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}"
     return {"written": written, "error": error}
 
 
 def build_model(num_classes):
-    Path("found.json").write_text(json.dumps(_fill_disk()))
+    print("GRADER-FOUND " + json.dumps(_fill_disk()), flush=True)
     return keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(num_classes, activation="softmax")])

@@ -1,0 +1,1 @@
+"""`grader serve`'s HTTP API (FastAPI): thin routes over the service layer, returning its models unchanged."""
