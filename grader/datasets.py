@@ -358,10 +358,14 @@ def prepare_inputs(spec: ExerciseSpec, profile_name: str, settings: Settings) ->
     The folder name carries the spec hash, so a changed exercise gets fresh inputs, and
     concurrent callers either find the finished folder or build it in a temp dir and rename.
     """
-    folder = settings.inputs_dir / spec.name / profile_name / spec.spec_hash()[:16]
+    secret = coordinator_secret(settings) if spec.integrity.perturb_heldout else None
+    suffix = f"-p{hashlib.sha256(secret).hexdigest()[:8]}" if secret else ""
+    folder = settings.inputs_dir / spec.name / profile_name / (spec.spec_hash()[:16] + suffix)
     if (folder / INPUT_MANIFEST).exists():
         return folder
     arrays = load_arrays(spec, profile_name, settings)
+    if secret is not None:
+        arrays = Arrays(arrays.x_train, arrays.y_train, perturb(arrays.x_test, secret), arrays.y_test)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     for name, arr in ((INPUT_X_TRAIN, arrays.x_train), (INPUT_Y_TRAIN, arrays.y_train),
@@ -381,6 +385,50 @@ def prepare_inputs(spec: ExerciseSpec, profile_name: str, settings: Settings) ->
         staging.chmod(0o755)  # read-only folders cannot be emptied by a non-root user
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def coordinator_secret(settings: Settings) -> bytes:
+    """A random secret of this coordinator (HOME/secret.key, 0600), created on first use; never in a job's view."""
+    path = settings.home.expanduser().resolve() / "secret.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import os
+        import secrets
+
+        data = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()  # another process created it first
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return data
+
+
+def perturb(images: np.ndarray, secret: bytes, noise: float = 3.0) -> np.ndarray:
+    """Shift each image by one pixel in a secret direction and add light noise; the label stays right.
+
+    Public test sets (MNIST, Fashion-MNIST) can be looked up by content; after this no held-out image
+    equals its public original, so a lookup table of public images finds nothing.
+    """
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(secret).digest()[:8], "little"))
+    moves = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    choice = rng.integers(0, len(moves), size=len(images))
+    out = np.zeros_like(images)
+    for k, (dy, dx) in enumerate(moves):
+        idx = np.flatnonzero(choice == k)
+        if not len(idx):
+            continue
+        shifted = np.roll(images[idx], (dy, dx), axis=(1, 2))
+        if dy:  # zero what wrapped around, instead of moving a row from one edge to the other
+            shifted[:, 0 if dy > 0 else -1, :] = 0
+        if dx:
+            shifted[:, :, 0 if dx > 0 else -1] = 0
+        out[idx] = shifted
+    noisy = out.astype(np.float32) + rng.normal(0.0, noise, size=out.shape).astype(np.float32)
+    return np.clip(np.rint(noisy), 0, 255).astype(images.dtype)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

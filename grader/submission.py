@@ -259,10 +259,13 @@ def read_submission(path: Path, spec: ExerciseSpec | None = None) -> tuple[str, 
 class _Canonical(ast.NodeTransformer):
     """Local names renamed in order of appearance, docstrings dropped: renaming variables changes nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, imported: dict[str, str]) -> None:
         self.names: dict[str, str] = {}
+        self.imported = imported  # `from keras import layers as L`: L means keras.layers, whatever its alias
 
     def _name(self, name: str) -> str:
+        if name in self.imported:
+            return self.imported[name]
         if name in _KEEP_NAMES:
             return name
         return self.names.setdefault(name, f"v{len(self.names)}")
@@ -291,8 +294,20 @@ class _Canonical(ast.NodeTransformer):
         return None
 
 
-_KEEP_NAMES = {"build_model", "augment", "TRAINING", "input_shape", "num_classes", "keras", "tf", "layers", "np",
-               "True", "False", "None", "range", "len"}
+_KEEP_NAMES = {"build_model", "augment", "TRAINING", "input_shape", "num_classes", "True", "False", "None", "range",
+               "len", "print"}
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module or ''}.{alias.name}"
+    return names
 
 
 def code_fingerprint(source: str) -> str | None:
@@ -301,7 +316,7 @@ def code_fingerprint(source: str) -> str | None:
         tree = ast.parse(source)
         if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant):
             tree.body = tree.body[1:]
-        canonical = _Canonical().visit(tree)
+        canonical = _Canonical(_imports(tree)).visit(tree)
         return hashlib.sha256(ast.dump(canonical, annotate_fields=False).encode()).hexdigest()
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None

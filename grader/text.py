@@ -38,7 +38,7 @@ def inert(text: object, limit: int = 2000, *, one_line: bool = False) -> str:
     s = text if isinstance(text, str) else str(text)
     cut = ""
     if len(s) > limit:
-        cut = f"… [{len(s) - limit:,} more characters not shown]"
+        cut = f" [+{len(s) - limit:,} characters not shown]"
         s = s[:limit]
     s = (_CONTROL_ONE_LINE if one_line else _CONTROL).sub(_escape, s)
     return s + cut

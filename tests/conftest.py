@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,3 +68,35 @@ def settings(grader_home: Path):  # -> grader.settings.Settings (imported lazily
     from grader.settings import Settings
 
     return Settings()
+
+
+# ---------------------------------------------------------------------------------------------
+# Databases: the service, API and migration suites run on SQLite and on PostgreSQL.
+# PostgreSQL needs GRADER_TEST_POSTGRES, an SQLAlchemy URL of a role that may create databases
+# (.ci/run starts Debian's postgresql on 127.0.0.1 and sets it); each test gets its own database.
+# ---------------------------------------------------------------------------------------------
+POSTGRES_ENV = "GRADER_TEST_POSTGRES"
+
+
+def _fresh_postgres(name: str) -> str:
+    import sqlalchemy
+
+    base = os.environ[POSTGRES_ENV]
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return str(sqlalchemy.engine.make_url(base).set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'grader.db'}"
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip(f"PostgreSQL not configured: set {POSTGRES_ENV} to a URL like "
+                    "postgresql+psycopg://grader:grader@127.0.0.1/grader_test (.ci/run does)")
+    import re
+
+    return _fresh_postgres("t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50])

@@ -32,3 +32,12 @@ def test_readme_quick_start_commands_exist() -> None:
     assert "grader submit reference_solutions/fashion_mnist/baseline.py --exercise fashion_mnist --wait" in text
     assert (REPO / "reference_solutions" / "fashion_mnist" / "baseline.py").exists()
     assert "pytest" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_architecture_names_every_service_and_backend_module() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [p for p in (REPO / "grader" / "service").glob("*.py") if p.stem != "__init__"]
+    modules += [p for p in (REPO / "grader" / "backends").rglob("*.py") if p.stem != "__init__"]
+    missing = [str(p.relative_to(REPO / "grader")) for p in modules
+               if f"`{p.name}`" not in text and f"`{p.parent.name}/{p.name}`" not in text]
+    assert not missing, f"docs/architecture.md does not describe: {missing}"

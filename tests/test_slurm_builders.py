@@ -92,6 +92,28 @@ def test_resources_come_from_the_job_spec_plus_margins(tmp_path: Path) -> None:
     assert [time_limit_minutes(s, -50) for s in (0, 60, 111)] == [1, 1, 2]  # never below Slurm's one minute
 
 
+def test_gpu_shards_replace_whole_gpus(tmp_path: Path) -> None:
+    """slurm_gpu_shards > 0 packs several jobs onto one GPU: gres shard:N instead of gpu:N."""
+    run, job = RunDir(ROOT / "runs/r"), make_job_spec("r", ROOT / "inputs")
+    gres = {
+        (gpus, shards): build_job_description(run, job, make_settings(tmp_path, slurm_gpus=gpus, slurm_gpu_shards=shards))
+        .get("gres_per_node")
+        for gpus, shards in ((1, 0), (2, 0), (0, 0), (1, 1), (1, 3), (0, 2))
+    }
+    assert gres == {(1, 0): "gpu:1", (2, 0): "gpu:2", (0, 0): None, (1, 1): "shard:1", (1, 3): "shard:3", (0, 2): "shard:2"}
+    assert "--gres=shard:3" in sbatch_arguments(
+        build_job_description(run, job, make_settings(tmp_path, slurm_gpu_shards=3)))
+
+
+def test_shards_are_recorded_in_the_allocation(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run").create()
+    script = build_batch_script(run, make_job_spec("r-1", tmp_path), make_settings(tmp_path, slurm_python="/bin/true",
+                                                                                   slurm_gpu_shards=1))
+    _run_script(script, run, {"SLURM_JOB_GPUS": "0", "CUDA_VISIBLE_DEVICES": "0", "SLURM_SHARDS_ON_NODE": "1"}, [])
+    allocation = json.loads(run.allocation.read_text())
+    assert (allocation["gpus"], allocation["cuda_visible_devices"], allocation["shards"]) == ("0", "0", "1")
+
+
 def test_margins_come_from_the_settings(tmp_path: Path) -> None:
     run, job = RunDir(ROOT / "runs/r"), make_job_spec("r", ROOT / "inputs", wall_seconds=100, memory_mb=500)
     settings = make_settings(tmp_path, slurm_time_margin_s=-40, slurm_memory_margin_mb=0)
@@ -164,6 +186,7 @@ def test_script_runs_supervisor_on_a_hostile_path_for_real(tmp_path: Path) -> No
         "node": "node-7",
         "gpus": "1",
         "cuda_visible_devices": "1",
+        "shards": "",
         "cpus": "2",
         "mem_mb": "7168",
     }

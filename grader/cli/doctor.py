@@ -6,19 +6,39 @@ read the bundled held-out labels; the state folder's permissions are read from d
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from pydantic import BaseModel, Field
 from rich.text import Text
 
 from grader.cli.common import settings
 from grader.cli.render import Col, console, emit_json, fit
 
 ACTIVE, INACTIVE = "active", "inactive"
+
+
+class Layer(BaseModel):
+    layer: str
+    active: bool
+    detail: str
+
+
+class DoctorReport(BaseModel):
+    """`grader doctor --json`: what is active on this machine (schema in docs/json.md)."""
+
+    layers: list[Layer]
+    filesystem_view: bool = Field(description="Jobs run with a view that hides labels, database and other runs.")
+    permissions: list[str] = Field(description="State files readable by other accounts.")
+    datasets: dict[str, bool] = Field(description="Full datasets present in the data folder.")
+    course: str
+    database: str
+    backend: str
+    server: str | None
+    python: str
 
 
 def _perm_problems(home: Path, db_url: str) -> list[str]:
@@ -48,7 +68,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
     hidden, probe_detail = probe_landlock(SAMPLES_DIR / "mnist.npz") if s.landlock else (False, "disabled")
     landlock_ok = iso.landlock_abi > 0 and hidden
     view = iso.namespaces == "bwrap" or landlock_ok
-    layers: list[dict[str, Any]] = [
+    layers = [Layer(**row) for row in [
         {"layer": "separate process + own session", "active": True, "detail": "wall-clock and start-up limits with "
          "SIGKILL, output capped"},
         {"layer": "rlimits", "active": True, "detail": "CPU time, address space, file size, open files"},
@@ -67,32 +87,32 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
                     "their view") if view else
          "NO filesystem view: a job can read the bundled labels, the database and other runs (install bubblewrap: "
          "apt-get install bubblewrap; or use a kernel with Landlock)"},
-    ]
+    ]]
     perms = _perm_problems(s.home.expanduser(), s.resolved_db_url)
-    data = [{"dataset": d.name, "present": d.present} for d in dataset_status(s)]
+    data = {d.name: d.present for d in dataset_status(s)}
     try:
         from grader.service.context import Context
 
         backend = Context(settings=s).backend().describe()
     except Exception as exc:  # doctor reports problems, it does not stop at them
         backend = f"unavailable: {exc}"
-    report = {"layers": layers, "filesystem_view": view, "permissions": perms, "datasets": data,
-              "course": str(s.resolved_course_dir), "database": s.resolved_db_url, "backend": backend,
-              "server": s.server, "python": sys.executable, "uid": os.getuid()}
+    report = DoctorReport(layers=layers, filesystem_view=view, permissions=perms, datasets=data,
+                          course=str(s.resolved_course_dir), database=s.resolved_db_url, backend=backend,
+                          server=s.server, python=sys.executable)
     if as_json:
         emit_json(report)
     else:
         console.print(fit("Sandbox layers", [Col("layer", keep=True, wrap=True), Col("state", keep=True),
                                              Col("detail", keep=True, wrap=True)],
-                          [[r["layer"], Text(ACTIVE, style="green") if r["active"] else Text(INACTIVE, style="yellow"),
-                            r["detail"]] for r in layers]))
+                          [[r.layer, Text(ACTIVE, style="green") if r.active else Text(INACTIVE, style="yellow"),
+                            r.detail] for r in layers]))
         console.print(fit(f"Data ({s.resolved_data_dir})", [Col("dataset", keep=True), Col("state", keep=True)],
-                          [[d["dataset"], "present" if d["present"] else "missing (the smoke profile still works)"]
-                           for d in data]))
+                          [[name, "present" if present else "missing (the smoke profile still works)"]
+                           for name, present in data.items()]))
         for problem in perms:
             console.print(Text("warning: ", style="yellow") + Text(problem))
-        for label, value in (("course", report["course"]), ("database", report["database"]),
-                             ("backend", backend), ("python", sys.executable)):
+        for label, value in (("course", report.course), ("database", report.database), ("backend", backend),
+                             ("python", sys.executable)):
             console.print(f"{label}: {value}", soft_wrap=True)
     if not view:
         raise typer.Exit(1)

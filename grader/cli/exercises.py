@@ -70,7 +70,7 @@ def validate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         emit_json(report)
     else:
         for p in report.problems:
-            console.print(Text("✗ ", style="red") + untrusted(p, 1000))
+            console.print(Text("✗ ", style="red") + untrusted(p, 1000), soft_wrap=True)
     if report.problems:
         raise SpecError(f"{len(report.problems)} problem(s) in {report.root}",
                         hint="each line names the file and the field or line to fix")

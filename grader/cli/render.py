@@ -29,11 +29,20 @@ def _encoding(stream: TextIO) -> str:
 
 
 class _SafeStream:
-    """A text stream that transliterates what its encoding cannot carry (PYTHONIOENCODING=ascii)."""
+    """sys.stdout or sys.stderr (looked up at each write, so redirections apply), transliterating what its
+    encoding cannot carry (PYTHONIOENCODING=ascii)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self.encoding = _encoding(stream)
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def _stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._name)
+        return stream
+
+    @property
+    def encoding(self) -> str:
+        return _encoding(self._stream)
 
     def write(self, text: str) -> int:
         try:
@@ -61,8 +70,8 @@ def _width() -> int | None:
     return int(cols) if cols.isdigit() and int(cols) > 20 else None
 
 
-console = Console(file=_SafeStream(sys.stdout), width=_width(), highlight=False)  # type: ignore[arg-type]
-err_console = Console(file=_SafeStream(sys.stderr), stderr=True, highlight=False)  # type: ignore[arg-type]
+console = Console(file=_SafeStream("stdout"), width=_width(), highlight=False)  # type: ignore[arg-type]
+err_console = Console(file=_SafeStream("stderr"), stderr=True, highlight=False)  # type: ignore[arg-type]
 BOX = box.ROUNDED if _utf(sys.stdout) else box.ASCII
 
 STATE_STYLE = {"done": "green", "failed": "red", "queued": "yellow", "running": "cyan", "cancelled": "magenta"}

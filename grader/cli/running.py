@@ -16,6 +16,7 @@ from grader.errors import GraderError, NotFoundError
 
 if TYPE_CHECKING:
     from grader.client.base import Client
+    from grader.settings import Settings
 
 ExerciseOpt = Annotated[str, typer.Option("--exercise", "-e", help="Exercise name (see `grader exercises list`).")]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="smoke (bundled sample) or full; default "
@@ -51,6 +52,7 @@ def run(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .py 
     s = settings(ctx)
     if s.server:
         raise GraderError("`grader run` trains on this machine; with a server configured use `grader submit`")
+    _warn_without_view(s)
     with TrainingProgress(f"{file.name} on {exercise}/{profile or s.profile}") as bar:
         got = run_once(Context(settings=s), file, exercise=exercise, profile=profile, seed=seed, on_progress=bar.event)
     for w in got.warnings:
@@ -75,6 +77,8 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
                                                       "(instructors).")] = None) -> None:
     """Queue a submission for grading; prints its id (or waits and shows the feedback)."""
     c = client(ctx)
+    if c.mode == "embedded":
+        _warn_without_view(settings(ctx))
     receipt = c.submit(file, exercise=exercise, profile=profile, student=student, backend=backend, seeds=seeds)
     for w in receipt.warnings:
         warn(untrusted(w, 500))
@@ -94,6 +98,16 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
     elif receipt.state.active:
         console.print("follow it with:")
         console.print(f"  grader wait {receipt.submission_id}", soft_wrap=True)
+
+
+def _warn_without_view(s: Settings) -> None:
+    """Every graded run without a filesystem view says what that means and how to fix it."""
+    from grader.sandbox import detect_isolation
+
+    if not detect_isolation(s.isolation, s.landlock).filesystem_view:
+        warn("jobs here run without a filesystem view: a submission can read every file of your account, the "
+             "held-out labels included. Fix: apt-get install bubblewrap (or a kernel with Landlock); check: "
+             "grader doctor")
 
 
 def wait(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="Submission id.")]) -> None:

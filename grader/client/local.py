@@ -75,7 +75,8 @@ class LocalClient(Client):
 
         receipt = submit(self.ctx, self.actor, path, exercise=exercise, profile=profile, student=student,
                          backend=backend, seeds=seeds)
-        self.ctx.ensure_worker()
+        if receipt.state.active or receipt.references_queued:
+            self.ctx.ensure_worker()
         return receipt
 
     def status(self, *, submission_id: int | None = None, student: str | None = None, everyone: bool = False,

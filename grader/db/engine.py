@@ -19,10 +19,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.db.migrations import migrate
+from grader.db.migrations import READ_ONLY, migrate
 
 BUSY_TIMEOUT_MS = 30_000
-_READ_ONLY = "grader_read_only"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,7 +57,7 @@ def _journal_mode_wal(cur: Any) -> None:
 
 def _begin(conn: Any) -> None:
     # writes take the write lock at BEGIN; reads stay deferred (WAL readers never wait for it)
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -87,7 +86,7 @@ def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
 
 def reader(engine: Engine) -> Engine:
     """The same database and pool, with deferred (read) transactions."""
-    return engine.execution_options(**{_READ_ONLY: True})
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 @contextmanager

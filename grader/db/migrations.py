@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+READ_ONLY = "grader_read_only"  # execution option: a deferred (read) transaction on SQLite, see grader.db.engine
 HEAD = "0002"  # tests/test_migrations.py checks that this is the head of grader/db/alembic/versions
 SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
@@ -38,22 +39,30 @@ def _config(conn: Connection):  # -> alembic.config.Config (imported lazily: rea
 
 def migrate(engine: Engine, target: str = "head") -> str | None:
     """Bring the schema to `target`; concurrent openers are serialised by the database itself."""
-    with engine.connect() as conn:
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:  # checking takes no write lock
         if target == "head" and _at_head(conn):
             return HEAD
     from alembic import command
 
-    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so one opener migrates and the rest wait
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-        if target == "head" and _at_head(conn):
-            return HEAD
-        cfg = _config(conn)
-        tables = set(inspect(conn).get_table_names())
-        if "alembic_version" not in tables and "schema_version" in tables and "submissions" in tables:
-            command.stamp(cfg, "0001")
-        command.upgrade(cfg, target)
-        return current_version(conn)
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:  # a table rebuild (batch mode) must not trip over foreign keys; only possible outside a transaction
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():  # SQLite: BEGIN IMMEDIATE, so one opener migrates and the rest wait
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+                if target == "head" and _at_head(conn):
+                    return HEAD
+                cfg = _config(conn)
+                tables = set(inspect(conn).get_table_names())
+                if "alembic_version" not in tables and "schema_version" in tables and "submissions" in tables:
+                    command.stamp(cfg, "0001")
+                command.upgrade(cfg, target)
+                return current_version(conn)
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
 
 
 def _at_head(conn: Connection) -> bool:

@@ -37,6 +37,7 @@ SCHEDULER_VERDICTS = (JobState.TIMEOUT, JobState.OUT_OF_MEMORY, JobState.NODE_FA
 
 class SyncReport(BaseModel):
     polled: int = 0
+    waiting_remote: int = Field(default=0, description="Jobs still active on a scheduler that answered (not local).")
     ingested: list[int] = Field(default_factory=list)
     requeued: list[int] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
@@ -74,6 +75,8 @@ def reconcile(ctx: Context, ids: list[int] | None = None) -> SyncReport:
                     f"({type(exc).__name__}: {str(exc)[:300]})")), report)
             if done and sub.reference_name:
                 touched_refs.add((sub.exercise, sub.profile))
+            if not done and name != "local" and status.state in (JobState.PENDING, JobState.RUNNING):
+                report.waiting_remote += 1
     for exercise, profile in touched_refs:  # grades waiting for a reference can now be completed
         regrade(ctx, None, exercise, profile, only_missing_references=True)
     return report

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from grader.backends.base import JobHandle
 from grader.db.engine import session_scope
@@ -179,16 +179,6 @@ def cancel(ctx: Context, actor: Actor, submission_id: int) -> CancelResult:
         ctx.backend(handle.backend).cancel(handle)
     return CancelResult(submission_id=submission_id, state=State(sub.state), requested=True,
                         message=f"cancellation requested for submission {submission_id}")
-
-
-def active_count(ctx: Context, *, exclude_local: bool = False) -> int:
-    """Submissions some backend is still running (or holding) for us."""
-    query = select(func.count()).select_from(Submission).where(Submission.state.in_(ACTIVE),
-                                                                Submission.job_id.is_not(None))
-    if exclude_local:
-        query = query.where(Submission.backend != "local")
-    with session_scope(ctx.reader) as session:
-        return session.scalar(query) or 0
 
 
 def follow(ctx: Context, actor: Actor, submission_id: int, *, poll: float = 0.3,

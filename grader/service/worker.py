@@ -24,7 +24,6 @@ from grader.results import JobSpec
 from grader.rundir import RunDir
 from grader.service.context import Context
 from grader.service.reconcile import reconcile
-from grader.service.submissions import active_count
 from grader.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,16 +96,17 @@ def run_worker(ctx: Context, *, idle_seconds: float | None = 5.0, stop: threadin
             return 0  # another worker is draining this queue
         idle_since = time.monotonic()
         next_reconcile = 0.0
+        waiting_remote = 0
         while stop is None or not stop.is_set():
             finished = runner.reap()
             count += len(finished)
             runner.start()  # the next job first, then the bookkeeping of the last one
             now = time.monotonic()
             if finished or now >= next_reconcile:
-                _safe_reconcile(ctx)
+                waiting_remote = _safe_reconcile(ctx)
                 next_reconcile = now + RECONCILE_SECONDS
-            if runner.running or runner.spool.names("queue") or active_count(ctx, exclude_local=True):
-                idle_since = now  # jobs on a scheduler (Slurm) keep the worker polling
+            if runner.running or runner.spool.names("queue") or waiting_remote:
+                idle_since = now  # jobs a scheduler (Slurm) still runs keep the worker polling
             elif idle_seconds is not None and now - idle_since > idle_seconds:
                 _safe_reconcile(ctx)
                 return count
@@ -114,11 +114,16 @@ def run_worker(ctx: Context, *, idle_seconds: float | None = 5.0, stop: threadin
     return count
 
 
-def _safe_reconcile(ctx: Context) -> None:
+def _safe_reconcile(ctx: Context) -> int:
+    """Reconcile once; returns how many jobs a (non-local) scheduler still runs for us."""
     try:
-        reconcile(ctx)
+        report = reconcile(ctx)
     except Exception:  # the loop keeps going; each submission's own trouble is stored by reconcile
         log.exception("reconcile failed")
+        return 0
+    for warning in report.warnings:
+        log.warning(warning)
+    return report.waiting_remote
 
 
 def main(argv: list[str]) -> int:

@@ -1,9 +1,10 @@
 """Stand-in for the part of pyslurm 25.11's job API that grader uses, backed by local processes (tests only).
 
-No pyslurm release matches the Slurm 22.05 that Debian ships on these machines (PyPI carries 25.11.x,
-which refuses to build against 22.05), so the pyslurm driver is tested against this module instead.
-It keeps pyslurm 25.11's names, signatures, attribute names, units and state strings as that
-release documents them:
+The pyslurm driver is tested against the real pyslurm 25.11.2 on a real Slurm 25.11 cluster
+(tests/test_slurm_drivers.py). This stand-in remains for what a one-node development cluster cannot
+produce: a preempted job and a job the controller has forgotten (`CONTROLLER.preempt(id)`,
+`CONTROLLER.forget(id)`). It keeps pyslurm 25.11's names, signatures, attribute names, units and
+state strings, as checked against pyslurm 25.11.2:
 
 - `JobSubmitDescription(**attrs)` accepts only its documented attributes (anything else is an
   AttributeError, like the Cython class) and `.submit()` returns the new job id as an int;
@@ -15,7 +16,8 @@ release documents them:
 - `Job` properties: `state` ("PENDING", "RUNNING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED",
   "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"), `state_reason` ("None", "Resources", "Priority",
   "NonZeroExitCode", "OutOfMemory", "TimeLimit", "NodeDown"), `exit_code`, `exit_code_signal`,
-  `time_limit` (minutes), `memory` (MiB), `cpus`, `gres_per_node` ({"gpu": 1}), `priority`,
+  `time_limit` (minutes), `memory` (MiB), `cpus`, `gres_per_node` ({"gres/gpu": 1}: the real pyslurm
+  reads a request of "gpu:1" back with the "gres/" prefix), `state_reason` None while running, `priority`,
   `submit_time`, `get_resource_layout_per_node()` ({node: {"gres": {"gpu": {"count", "indexes"}}}}).
 
 Behind the API a tiny controller runs each batch script as a local process with Slurm's job
@@ -458,8 +460,9 @@ class Job:
         return self._loaded().state
 
     @property
-    def state_reason(self) -> str:
-        return self._loaded().reason
+    def state_reason(self) -> str | None:
+        record = self._loaded()
+        return None if record.state == "RUNNING" and record.reason == "None" else record.reason
 
     @property
     def exit_code(self) -> int:
@@ -523,7 +526,7 @@ class Job:
 
     @property
     def gres_per_node(self) -> dict[str, int]:
-        return dict(self._get("gres_per_node") or {})
+        return {f"gres/{name}": count for name, count in (self._get("gres_per_node") or {}).items()}
 
     @property
     def working_directory(self) -> str | None:

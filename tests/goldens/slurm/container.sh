@@ -8,9 +8,10 @@ cd -- "$RUN_DIR"
 echo "grader: Slurm job ${SLURM_JOB_ID:-?} on $(hostname) at $(date -Is)" >&2
 # Record what Slurm allocated, for the result and for instructors (temp file, then rename).
 json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//[[:cntrl:]]/}"; }
-printf '{"job_id": %s, "node": %s, "gpus": %s, "cuda_visible_devices": %s, "cpus": %s, "mem_mb": %s}\n' \
+printf '{"job_id": %s, "node": %s, "gpus": %s, "cuda_visible_devices": %s, "shards": %s, "cpus": %s, "mem_mb": %s}\n' \
   "$(json_string "${SLURM_JOB_ID:-}")" "$(json_string "${SLURMD_NODENAME:-$(hostname)}")" \
   "$(json_string "${SLURM_JOB_GPUS:-}")" "$(json_string "${CUDA_VISIBLE_DEVICES:-}")" \
+  "$(json_string "${SLURM_SHARDS_ON_NODE:-}")" \
   "$(json_string "${SLURM_CPUS_ON_NODE:-}")" "$(json_string "${SLURM_MEM_PER_NODE:-}")" \
   > "$RUN_DIR/.allocation.json.tmp"
 mv -f -- "$RUN_DIR/.allocation.json.tmp" "$RUN_DIR/allocation.json"

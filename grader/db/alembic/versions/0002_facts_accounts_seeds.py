@@ -30,13 +30,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
-    with op.batch_alter_table("submissions") as batch:
-        batch.add_column(sa.Column("job_spec", sa.JSON, nullable=True))
-        batch.add_column(sa.Column("parent_id", sa.Integer, sa.ForeignKey("submissions.id",
-                                                                           name="fk_submissions_parent"),
-                                   nullable=True))
-        batch.add_column(sa.Column("seeds", sa.JSON, nullable=True))
-        batch.add_column(sa.Column("code_fingerprint", sa.String(64), nullable=True))
+    # plain ADD COLUMNs (no table rebuild, which would rewrite every submission on a big SQLite file)
+    op.add_column("submissions", sa.Column("job_spec", sa.JSON, nullable=True))
+    op.add_column("submissions", sa.Column("parent_id", sa.Integer, nullable=True))
+    op.add_column("submissions", sa.Column("seeds", sa.JSON, nullable=True))
+    op.add_column("submissions", sa.Column("code_fingerprint", sa.String(64), nullable=True))
+    if op.get_context().dialect.name != "sqlite":  # SQLite cannot add a constraint to an existing table
+        op.create_foreign_key("fk_submissions_parent", "submissions", "submissions", ["parent_id"], ["id"])
     op.create_index("ix_submissions_parent", "submissions", ["parent_id"])
     # the leaderboard's covering indexes now also filter out the seed runs of a group
     op.drop_index("ix_submissions_board_best", "submissions")
@@ -46,12 +46,11 @@ def upgrade() -> None:
     op.create_index("ix_submissions_board_counts", "submissions",
                     ["exercise", "profile", "reference_name", "parent_id", "participant_id", "created_at"])
     op.create_index("ix_submissions_fingerprint", "submissions", ["exercise", "code_fingerprint"])
-    with op.batch_alter_table("results") as batch:
-        for name in ("wall_seconds", "peak_memory_mb", "public_std", "private_std"):
-            batch.add_column(sa.Column(name, sa.Float, nullable=True))
-        batch.add_column(sa.Column("n_seeds", sa.Integer, nullable=True))
-        batch.add_column(sa.Column("facts", sa.JSON, nullable=True))
-        batch.add_column(sa.Column("notes", sa.JSON, nullable=True))
+    for name in ("wall_seconds", "peak_memory_mb", "public_std", "private_std"):
+        op.add_column("results", sa.Column(name, sa.Float, nullable=True))
+    op.add_column("results", sa.Column("n_seeds", sa.Integer, nullable=True))
+    op.add_column("results", sa.Column("facts", sa.JSON, nullable=True))
+    op.add_column("results", sa.Column("notes", sa.JSON, nullable=True))
     # states were strings all along; a cancelled job used to be failed/cancelled
     op.execute("UPDATE submissions SET state = 'cancelled' WHERE state = 'failed' AND reason = 'cancelled'")
 
@@ -69,6 +68,8 @@ def downgrade() -> None:
                     ["exercise", "profile", "reference_name", "state", "participant_id"])
     op.create_index("ix_submissions_board_counts", "submissions",
                     ["exercise", "profile", "reference_name", "participant_id", "created_at"])
+    if op.get_context().dialect.name != "sqlite":
+        op.drop_constraint("fk_submissions_parent", "submissions", type_="foreignkey")
     with op.batch_alter_table("submissions") as batch:
         for name in ("job_spec", "parent_id", "seeds", "code_fingerprint"):
             batch.drop_column(name)
