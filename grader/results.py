@@ -285,6 +285,20 @@ class SupervisorReport(_Model):
         return v if math.isfinite(v) else 0.0
 
 
+class Facts(_Model):
+    """What the trusted side established itself (shown as measured, unlike the job's claims)."""
+
+    wall_seconds: float | None = None
+    fit_seconds: float | None = Field(default=None, description="From the first epoch to prediction, by the "
+                                      "supervisor's clock.")
+    build_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    params: int | None = Field(default=None, description="Counted from the saved weights' tensor sizes.")
+    filesystem_view: bool = False
+    namespaces: str = "none"
+    landlock_abi: int = 0
+
+
 def validate_result(raw: object, name: str = "result.json") -> JobResult:
     """Validate an untrusted result; any problem is a ResultError naming the field, never a crash."""
     try:

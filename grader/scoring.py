@@ -6,11 +6,15 @@ shape-checked, and every number here is recomputed from them.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from grader.errors import ResultError
 from grader.specs.exercise import ExerciseSpec
+
+if TYPE_CHECKING:  # NumPy is imported by the functions that compute, not by readers of stored metrics
+    import numpy as np
 
 
 class ClassScore(BaseModel):
@@ -77,6 +81,8 @@ class Metrics(BaseModel):
 
 def check_labels(arr: np.ndarray, valid_labels: list[int], name: str) -> np.ndarray:
     """Predictions as int64, refusing any label outside the exercise's label set."""
+    import numpy as np
+
     out = arr.astype(np.int64)
     if not np.isin(out, valid_labels).all():
         raise ResultError(f"{name} contains labels outside the exercise's label set")
@@ -88,6 +94,8 @@ def _accuracy(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def breakdown(pred: np.ndarray, labels: np.ndarray, spec: ExerciseSpec, top_pairs: int = 5) -> Breakdown:
+    import numpy as np
+
     used = spec.labels.used
     position = np.full(max(used) + 1, -1, dtype=np.int64)
     position[used] = np.arange(len(used))

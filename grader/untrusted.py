@@ -25,11 +25,12 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from grader.errors import ResultError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_JSON_DEPTH = 64
 MAX_INT_DIGITS = 30
@@ -142,6 +143,8 @@ _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 def json_depth(data: bytes) -> int:
     """Deepest nesting of arrays/objects, strings ignored (counted without recursion)."""
+    import numpy as np
+
     bare = np.frombuffer(_STRINGS.sub(b'""', data), dtype=np.uint8)
     if not len(bare):
         return 0
@@ -194,6 +197,8 @@ MAX_NPY_HEADER = 4096
 
 def npy_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
     """(shape, dtype, data offset) of a .npy, checked before any array is built."""
+    import numpy as np
+
     buf = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(buf)
@@ -216,6 +221,8 @@ def npy_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype[Any], 
 
 def parse_npy(data: bytes, name: str, *, shape: tuple[int, ...], kinds: str) -> np.ndarray:
     """An array of exactly `shape` whose dtype kind is in `kinds` ('iu' integers, 'f' floats)."""
+    import numpy as np
+
     got_shape, dtype, offset = npy_header(data, name)
     if got_shape != shape or dtype.kind not in kinds or dtype.itemsize > 8:
         raise UntrustedFileError(f"{name} has shape {got_shape} and dtype {dtype}; expected {shape} "

@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from service_fixtures import INSTRUCTOR, finish_run, job_of, make_context
 
 from grader.backends.base import JobState
 from grader.service.flags import FlagKind, architecture_fingerprint, embedded_data, flags
 from grader.service.reconcile import reconcile
 from grader.service.submit import submit_checked
 from grader.submission import check_source, code_fingerprint
-from service_fixtures import INSTRUCTOR, finish_run, job_of, make_context
 
 HONEST = '''import keras
 from keras import layers

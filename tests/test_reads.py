@@ -2,7 +2,9 @@
 
 The real CLI runs in-process against a real SQLite file while another connection holds the write
 lock, as an ingest would: every read command must finish at once (SQLite's busy timeout is 30 s, so
-a command that wanted the lock would hang), and SQLAlchemy's cursor events see only reads.
+a command that wanted the lock would hang). Every statement is watched twice: SQLAlchemy's cursor
+events (the ORM side) and, on the plain sqlite3 read side (grader.db.reads), SQLite's own authorizer,
+which reports each action a statement performs and here refuses every one that would write.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grader.service.reconcile import reconcile
 from grader.service.submit import submit_checked
 from grader.submission import check_source
 
+REAL_CONNECT = sqlite3.connect  # the test's own "ingest" connection must not be watched
 WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|BEGIN\s+IMMEDIATE|BEGIN\s+EXCLUSIVE)",
                     re.I)
 
@@ -62,7 +65,25 @@ def test_read_commands_issue_no_write_and_wait_for_no_lock(graded_db: Path, monk
         statements.append(statement)
 
     event.listen(Engine, "before_cursor_execute", record)
-    ingest = sqlite3.connect(db, isolation_level=None, timeout=1)
+    denied: list[str] = []
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_PRAGMA,
+               getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+    real_connect = REAL_CONNECT
+
+    def authorizer(action: int, arg1: object, arg2: object, db_name: object, source: object) -> int:
+        if action in allowed:
+            return sqlite3.SQLITE_OK
+        denied.append(f"action {action} on {arg1}/{arg2}")
+        return sqlite3.SQLITE_DENY
+
+    def watched(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.set_trace_callback(statements.append)
+        conn.set_authorizer(authorizer)
+        return conn
+
+    monkeypatch.setattr("grader.db.reads.sqlite3.connect", watched)
+    ingest = REAL_CONNECT(db, isolation_level=None, timeout=1)
     ingest.execute("BEGIN IMMEDIATE")  # an ingest holds the write lock for as long as this test runs the command
     ingest.execute("UPDATE submissions SET scheduler_reason = 'ingesting' WHERE id = 1")
     try:
@@ -77,4 +98,4 @@ def test_read_commands_issue_no_write_and_wait_for_no_lock(graded_db: Path, monk
     assert elapsed < 10, f"{args} waited {elapsed:.1f} s: it wanted the write lock"
     assert statements, "nothing was read?"
     writes = [s for s in statements if WRITES.match(s)]
-    assert writes == [], f"{args} wrote: {writes}"
+    assert writes == [] and denied == [], f"{args} wrote: {writes} {denied}"

@@ -18,13 +18,12 @@ import pytest
 pytest.importorskip("matplotlib", reason="the plots need matplotlib (the server extra)")
 pytest.importorskip("jinja2", reason="the pages need Jinja2 (the server extra)")
 
-from grader.db.queries import BoardRow
+from grader.db.reads import BoardRow
 from grader.grading import CriterionScore, Score
 from grader.reports import plots
-from grader.results import EpochRecord, ErrorKind, FailureReason, JobResult, Outcome
+from grader.results import EpochRecord, ErrorKind, Facts, FailureReason, JobResult, Outcome
 from grader.scoring import Breakdown, ClassScore, Metrics
 from grader.service.board import Leaderboard, RankedRow
-from grader.service.ingest import Facts
 from grader.service.states import State
 from grader.service.submissions import SeedRun, StatusRow, SubmissionDetail
 from grader.web import pages

@@ -29,8 +29,15 @@ def bearer(request: Request) -> str | None:
 
 
 def actor(request: Request) -> Actor:
-    """The account behind the request (401 with a reason when there is none)."""
-    token = bearer(request) or request.cookies.get(SESSION_COOKIE)
+    """The account behind the request (401 with a reason when there is none).
+
+    The session cookie counts for reading (pages, and the progress stream an EventSource opens, which
+    cannot send headers) and for the pages' own forms, which check CSRF; a JSON API call that changes
+    something needs the bearer token, so no page can make a signed-in browser act through the API.
+    """
+    token = bearer(request)
+    if token is None and (request.method in ("GET", "HEAD") or not request.url.path.startswith("/api/")):
+        token = request.cookies.get(SESSION_COOKIE)
     return authenticate(context(request), token)
 
 

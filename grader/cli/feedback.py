@@ -10,9 +10,8 @@ from grader.cli.render import Col, console, fit, framed, num, pct, score_style, 
 
 if TYPE_CHECKING:
     from grader.grading import Score
-    from grader.results import JobResult
+    from grader.results import Facts, JobResult
     from grader.scoring import Metrics
-    from grader.service.ingest import Facts
     from grader.service.submissions import SubmissionDetail
 
 

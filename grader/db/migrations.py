@@ -8,8 +8,10 @@ table, steps 1-2) is schema version 0001 and is stamped as such before upgrading
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, inspect, text
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
 
 READ_ONLY = "grader_read_only"  # execution option: a deferred (read) transaction on SQLite, see grader.db.engine
 HEAD = "0002"  # tests/test_migrations.py checks that this is the head of grader/db/alembic/versions
@@ -18,6 +20,8 @@ SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 def current_version(conn: Connection) -> str | None:
     """The schema version, '0001' for a pre-Alembic grader database, None for an empty one."""
+    from sqlalchemy import inspect, text
+
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" in tables:
         row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
@@ -28,7 +32,7 @@ def current_version(conn: Connection) -> str | None:
     return None
 
 
-def _config(conn: Connection):  # -> alembic.config.Config (imported lazily: read commands never need it)
+def _config(conn: Connection) -> Any:  # alembic.config.Config, imported lazily: read commands never need it
     from alembic.config import Config
 
     cfg = Config()
@@ -39,6 +43,8 @@ def _config(conn: Connection):  # -> alembic.config.Config (imported lazily: rea
 
 def migrate(engine: Engine, target: str = "head") -> str | None:
     """Bring the schema to `target`; concurrent openers are serialised by the database itself."""
+    from sqlalchemy import inspect, text
+
     with engine.execution_options(**{READ_ONLY: True}).connect() as conn:  # checking takes no write lock
         if target == "head" and _at_head(conn):
             return HEAD
@@ -66,6 +72,8 @@ def migrate(engine: Engine, target: str = "head") -> str | None:
 
 
 def _at_head(conn: Connection) -> bool:
+    from sqlalchemy import inspect, text
+
     if not inspect(conn).has_table("alembic_version"):
         return False
     row = conn.execute(text("SELECT version_num FROM alembic_version")).first()

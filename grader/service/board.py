@@ -6,8 +6,7 @@ import math
 
 from pydantic import BaseModel, Field
 
-from grader.db.engine import session_scope
-from grader.db.queries import BoardRow, best_per_participant, reference_rows
+from grader.db.reads import BoardRow, best_per_participant, reference_rows
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
 
@@ -46,14 +45,13 @@ def leaderboard(ctx: Context, actor: Actor, *, exercise: str, profile: str | Non
     if private and not private_visible(ctx, actor, exercise):
         require_instructor(actor, "the private leaderboard")
     board = "private" if private else "public"
-    with session_scope(ctx.reader) as session:
-        people = best_per_participant(session, exercise, profile, board)
-        refs = reference_rows(session, exercise, profile, spec.seed, spec.spec_hash())
-        public_rank: dict[str, int] = {}
-        if private:
-            by_public = sorted(best_per_participant(session, exercise, profile, "public"),
-                               key=lambda r: -(r.public_accuracy or 0))
-            public_rank = {r.participant: i for i, r in enumerate(by_public, start=1)}
+    people = best_per_participant(ctx.reads, exercise, profile, board)
+    refs = reference_rows(ctx.reads, exercise, profile, spec.seed, spec.spec_hash())
+    public_rank: dict[str, int] = {}
+    if private:
+        by_public = sorted(best_per_participant(ctx.reads, exercise, profile, "public"),
+                           key=lambda r: -(r.public_accuracy or 0))
+        public_rank = {r.participant: i for i, r in enumerate(by_public, start=1)}
 
     def acc(r: BoardRow) -> float | None:
         return r.private_accuracy if private else r.public_accuracy

@@ -7,18 +7,21 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from grader.backends import get_backend
-from grader.backends.base import Backend
-from grader.datasets import HeldOutLabels, heldout_labels
-from grader.db.engine import make_engine, reader
 from grader.entrypoints import worker_argv
 from grader.rundir import atomic_write_text
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
 from grader.specs.exercise import ExerciseSpec
+
+if TYPE_CHECKING:  # SQLAlchemy and NumPy are imported only by the paths that need them (read commands do not)
+    from sqlalchemy import Engine
+
+    from grader.backends.base import Backend
+    from grader.datasets import HeldOutLabels
+    from grader.db.reads import Reader
 
 
 @dataclass
@@ -37,12 +40,31 @@ class Context:
     @cached_property
     def engine(self) -> Engine:
         """Writes: one short IMMEDIATE transaction each (SQLite), so concurrent writers queue instead of failing."""
+        from grader.db.engine import make_engine
+
         return make_engine(self.settings.resolved_db_url)
 
     @cached_property
     def reader(self) -> Engine:
-        """Reads: deferred transactions, never the write lock, so readers run beside ingestion (WAL)."""
+        """ORM reads: deferred transactions, never the write lock, so readers run beside ingestion (WAL)."""
+        from grader.db.engine import reader
+
         return reader(self.engine)
+
+    @cached_property
+    def reads(self) -> Reader:
+        """The plain-SQL read side (grader.db.reads): no SQLAlchemy import on SQLite, a read-only connection."""
+        from grader.db.reads import Reader
+
+        url = self.settings.resolved_db_url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            self.engine  # noqa: B018  (a fresh home: create the database once)
+        reads = Reader(url)
+        if not reads.current():
+            reads.close()
+            self.engine  # noqa: B018  (opening it for writing brings the schema up to date, once)
+            reads = Reader(url)
+        return reads
 
     @property
     def queue_key(self) -> str:
@@ -76,6 +98,8 @@ class Context:
 
     def labels(self, spec: ExerciseSpec, profile: str) -> HeldOutLabels:
         """The answer key for a spec and profile, built once per process (not on every ingest)."""
+        from grader.datasets import heldout_labels
+
         key = (spec.name, spec.spec_hash(), profile)
         if key not in self._labels:
             self._labels[key] = heldout_labels(spec, profile, self.settings)

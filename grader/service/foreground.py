@@ -10,12 +10,12 @@ from pydantic import BaseModel
 
 from grader.db.engine import session_scope
 from grader.grading import References, Score, diagnose, grade
-from grader.results import JobResult, JobSpec
+from grader.results import Facts, JobResult, JobSpec
 from grader.rundir import RunDir
 from grader.scoring import Metrics
 from grader.service.context import Context
 from grader.service.grade import load_references
-from grader.service.ingest import Facts, Ingested, ingest
+from grader.service.ingest import Ingested, ingest
 from grader.service.references import wait_for_references
 from grader.service.runs import prepare_run, run_foreground
 from grader.service.submit import ensure_references

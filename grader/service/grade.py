@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 from grader.db.engine import session_scope
 from grader.db.models import Participant, Result, Submission
 from grader.grading import ReferencePoint, References, Score, grade
-from grader.results import JobResult, JobSpec
+from grader.results import Facts, JobResult, JobSpec
 from grader.scoring import Metrics
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
-from grader.service.ingest import Facts, Ingested
+from grader.service.ingest import Ingested
 from grader.service.states import State
 from grader.specs.exercise import ExerciseSpec
 from grader.specs.rubric import RubricSpec

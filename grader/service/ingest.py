@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from grader import advice
 from grader.datasets import HeldOutLabels
 from grader.errors import ResultError
-from grader.results import ErrorKind, JobResult, JobSpec, Outcome, SupervisorReport, Verdict, validate_result
+from grader.results import ErrorKind, Facts, JobResult, JobSpec, Outcome, SupervisorReport, Verdict, validate_result
 from grader.rundir import RunDir
 from grader.scoring import Metrics, check_labels, score
 from grader.untrusted import UntrustedFileError, npz_sizes, parse_npy, read_bytes, read_json, read_tail
@@ -30,20 +30,6 @@ _VERDICT_KINDS = {
     Verdict.DISK_QUOTA: ErrorKind.DISK_QUOTA,
     Verdict.CANCELLED: ErrorKind.CANCELLED,
 }
-
-
-class Facts(BaseModel):
-    """What the trusted side established itself (shown as measured, unlike the job's claims)."""
-
-    wall_seconds: float | None = None
-    fit_seconds: float | None = Field(default=None, description="From the first epoch to prediction, by the "
-                                      "supervisor's clock.")
-    build_seconds: float | None = None
-    peak_memory_mb: float | None = None
-    params: int | None = Field(default=None, description="Counted from the saved weights' tensor sizes.")
-    filesystem_view: bool = False
-    namespaces: str = "none"
-    landlock_abi: int = 0
 
 
 class Ingested(BaseModel):

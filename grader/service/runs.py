@@ -12,7 +12,6 @@ from typing import Any
 
 from grader import __version__
 from grader.backends.base import write_job_json
-from grader.datasets import prepare_inputs
 from grader.entrypoints import supervisor_argv
 from grader.results import IsolationPolicy, JobSpec
 from grader.rundir import RunDir, atomic_write_text
@@ -55,6 +54,8 @@ def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int |
 def prepare_run(source: str, info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None,
                 settings: Settings, backend: str = "local", run_id: str | None = None) -> tuple[RunDir, JobSpec]:
     """A run directory holding submission.py, and the job spec a backend will write as job.json."""
+    from grader.datasets import prepare_inputs  # NumPy: only when preparing, never for reading progress
+
     inputs = prepare_inputs(spec, profile, settings)
     run_id = run_id or new_run_id()
     run = RunDir(settings.runs_dir / run_id).create()

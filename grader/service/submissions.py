@@ -9,20 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from grader.backends.base import JobHandle
-from grader.db.engine import session_scope
-from grader.db.models import Participant, Result, Submission
+from grader.db import reads
+from grader.db.reads import loads, when
 from grader.errors import NotFoundError
 from grader.grading import Score
-from grader.results import FailureReason, JobResult
+from grader.results import Facts, FailureReason, JobResult
 from grader.rundir import RunDir
 from grader.scoring import Metrics
 from grader.service.access import Actor, require_instructor, require_visible
 from grader.service.board import private_visible
 from grader.service.context import Context
-from grader.service.ingest import Facts
 from grader.service.quota import QuotaStatus, quota_status
 from grader.service.runs import read_events
 from grader.service.states import ACTIVE, State
@@ -73,26 +71,14 @@ class SubmissionDetail(BaseModel):
     run_dir: str | None = Field(default=None, description="Instructors only.")
 
 
-def _row_query() -> Any:
-    return (select(Submission, Participant.name, Result.score, Result.max_score, Result.public_accuracy,
-                   Result.public_std)
-            .join(Participant, Participant.id == Submission.participant_id)
-            .outerjoin(Result, Result.submission_id == Submission.id))
-
-
-def _rows(session: Any, query: Any) -> list[StatusRow]:
-    rows = session.execute(query).all()
-    queued_ids = list(session.scalars(select(Submission.id).where(Submission.state == State.QUEUED.value,
-                                                                  Submission.job_id.is_not(None))
-                                      .order_by(Submission.id).limit(10_000)))
-    position = {sid: i for i, sid in enumerate(queued_ids, start=1)}
-    return [StatusRow(id=sub.id, participant=name, exercise=sub.exercise, profile=sub.profile,
-                      filename=sub.filename, state=State(sub.state),
-                      reason=FailureReason(sub.reason) if sub.reason in FailureReason._value2member_map_ else None,
-                      message=sub.message, queue_position=position.get(sub.id), scheduler_reason=sub.scheduler_reason,
-                      score=score, max_score=max_score, public_accuracy=pub, public_std=std, seeds=sub.seeds,
-                      cached_from=sub.cached_from, created_at=sub.created_at, finished_at=sub.finished_at)
-            for sub, name, score, max_score, pub, std in rows]
+def _status_row(r: tuple[Any, ...], position: dict[int, int]) -> StatusRow:
+    (sid, name, exercise, profile, filename, state, reason, message, sched, cached, created, finished, seeds, score,
+     max_score, pub, std) = r[:17]
+    return StatusRow(id=sid, participant=name, exercise=exercise, profile=profile, filename=filename, state=State(state),
+                     reason=FailureReason(reason) if reason in FailureReason._value2member_map_ else None,
+                     message=message, queue_position=position.get(sid), scheduler_reason=sched, score=score,
+                     max_score=max_score, public_accuracy=pub, public_std=std, seeds=loads(seeds), cached_from=cached,
+                     created_at=when(created), finished_at=when(finished))
 
 
 def status(ctx: Context, actor: Actor, *, submission_id: int | None = None, student: str | None = None,
@@ -102,47 +88,43 @@ def status(ctx: Context, actor: Actor, *, submission_id: int | None = None, stud
         require_instructor(actor, "seeing other participants' submissions")
     if exercise is not None:
         ctx.catalog.get(exercise)
-    with session_scope(ctx.reader) as session:
-        query = _row_query().where(Submission.parent_id.is_(None))
-        if submission_id is not None:
-            query = _row_query().where(Submission.id == submission_id)
-        elif not everyone:
-            query = query.where(Participant.name == who, Submission.reference_name.is_(None))
-        if exercise is not None:
-            query = query.where(Submission.exercise == exercise)
-        out = _rows(session, query.order_by(Submission.id.desc()).limit(limit))
-        if submission_id is not None:
-            if not out:
-                raise NotFoundError(f"no submission with id {submission_id}")
-            require_visible(actor, out[0].participant, f"submission with id {submission_id}")
-        exercises = sorted({r.exercise for r in out} or set(ctx.catalog.names()))
-        quotas = {ex: quota_status(ctx, session, who, ex, exempt=who == actor.name and actor.instructor)
-                  for ex in exercises}
+    raw = reads.submissions(ctx.reads, submission_id=submission_id, participant=None if everyone else who,
+                            exercise=exercise, include_references=everyone, limit=limit)
+    position = reads.queue_positions(ctx.reads, [r[0] for r in raw if r[5] == State.QUEUED.value and r[17]])
+    out = [_status_row(r, position) for r in raw]
+    if submission_id is not None:
+        if not out:
+            raise NotFoundError(f"no submission with id {submission_id}")
+        require_visible(actor, out[0].participant, f"submission with id {submission_id}")
+    exercises = sorted({r.exercise for r in out} or set(ctx.catalog.names()))
+    quotas = {ex: quota_status(ctx, who, ex, exempt=who == actor.name and actor.instructor) for ex in exercises}
     return StatusView(rows=out, quotas=quotas)
 
 
 def show(ctx: Context, actor: Actor, submission_id: int) -> SubmissionDetail:
-    row = status(ctx, actor, submission_id=submission_id, limit=1).rows[0]
-    with session_scope(ctx.reader) as session:
-        sub = session.get_one(Submission, submission_id)
-        res = session.get(Result, submission_id)
-        seed_runs = [SeedRun(id=s.id, seed=s.seed, state=State(s.state), public_accuracy=acc) for s, acc in
-                     session.execute(select(Submission, Result.public_accuracy)
-                                     .outerjoin(Result, Result.submission_id == Submission.id)
-                                     .where(Submission.parent_id == submission_id).order_by(Submission.seed)).all()]
-        current = ctx.catalog.get(sub.exercise).spec_hash() if sub.exercise in ctx.catalog.names() else None
-        detail = SubmissionDetail(status=row, spec_changed=current is not None and current != sub.spec_hash,
-                                  seed_runs=seed_runs, run_dir=sub.run_dir if actor.instructor else None)
-        if res is not None:
-            metrics = Metrics.model_validate(res.metrics) if res.metrics else None
-            if metrics is not None and not private_visible(ctx, actor, sub.exercise):
-                metrics = metrics.for_participant()
-            detail.grade = Score.model_validate(res.grade) if res.grade else None
-            detail.metrics = metrics
-            result = JobResult.model_validate(res.job_result)
-            detail.result = result if actor.instructor else result.model_copy(update={"detail": None})
-            detail.facts = Facts.model_validate(res.facts) if res.facts else None
-            detail.notes = list(res.notes or [])
+    raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
+    if not raw:
+        raise NotFoundError(f"no submission with id {submission_id}")
+    row = _status_row(raw[0], reads.queue_positions(ctx.reads, [submission_id] if raw[0][5] == "queued" else []))
+    require_visible(actor, row.participant, f"submission with id {submission_id}")
+    run_dir, spec_hash = raw[0][19], raw[0][20]
+    seed_runs = [SeedRun(id=sid, seed=seed, state=State(st), public_accuracy=acc)
+                 for sid, seed, st, acc, _, _ in reads.seed_runs(ctx.reads, submission_id)]
+    current = ctx.catalog.get(row.exercise).spec_hash() if row.exercise in ctx.catalog.names() else None
+    detail = SubmissionDetail(status=row, spec_changed=current is not None and current != spec_hash,
+                              seed_runs=seed_runs, run_dir=run_dir if actor.instructor else None)
+    stored = reads.result(ctx.reads, submission_id)
+    if stored is not None:
+        grade, metrics_raw, job_result, facts, notes = (loads(v) for v in stored)
+        metrics = Metrics.model_validate(metrics_raw) if metrics_raw else None
+        if metrics is not None and not private_visible(ctx, actor, row.exercise):
+            metrics = metrics.for_participant()
+        detail.grade = Score.model_validate(grade) if grade else None
+        detail.metrics = metrics
+        result = JobResult.model_validate(job_result)
+        detail.result = result if actor.instructor else result.model_copy(update={"detail": None})
+        detail.facts = Facts.model_validate(facts) if facts else None
+        detail.notes = list(notes or [])
     return detail
 
 
@@ -162,22 +144,25 @@ class CancelResult(BaseModel):
 
 def cancel(ctx: Context, actor: Actor, submission_id: int) -> CancelResult:
     """Ask the backend to stop a queued or running job; the reconciler records the cancelled state."""
-    with session_scope(ctx.reader) as session:
-        sub = session.get(Submission, submission_id)
-        if sub is None:
-            raise NotFoundError(f"no submission with id {submission_id}")
-        owner = session.get_one(Participant, sub.participant_id).name
-        require_visible(actor, owner, f"submission with id {submission_id}")
-        if sub.state not in ACTIVE:
-            return CancelResult(submission_id=submission_id, state=State(sub.state), requested=False,
-                                message=f"submission {submission_id} is already {sub.state}")
-        targets = [sub] if not sub.seeds else list(session.scalars(
-            select(Submission).where(Submission.parent_id == submission_id, Submission.state.in_(ACTIVE))))
-        handles = [JobHandle(backend=t.backend, job_id=t.job_id or "", run_dir=t.run_dir or "") for t in targets
-                   if t.job_id]
+    raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
+    if not raw:
+        raise NotFoundError(f"no submission with id {submission_id}")
+    row = _status_row(raw[0], {})
+    require_visible(actor, row.participant, f"submission with id {submission_id}")
+    if not row.state.active:
+        return CancelResult(submission_id=submission_id, state=row.state, requested=False,
+                            message=f"submission {submission_id} is already {row.state.value}")
+    handles = []
+    if row.seeds:
+        for sid, _, st, _, run_dir, _ in reads.seed_runs(ctx.reads, submission_id):
+            child = reads.submissions(ctx.reads, submission_id=sid, limit=1)[0]
+            if st in ACTIVE and child[17]:
+                handles.append(JobHandle(backend=child[21], job_id=child[17], run_dir=run_dir or ""))
+    elif raw[0][17]:
+        handles.append(JobHandle(backend=raw[0][21], job_id=raw[0][17], run_dir=raw[0][19] or ""))
     for handle in handles:
         ctx.backend(handle.backend).cancel(handle)
-    return CancelResult(submission_id=submission_id, state=State(sub.state), requested=True,
+    return CancelResult(submission_id=submission_id, state=row.state, requested=True,
                         message=f"cancellation requested for submission {submission_id}")
 
 
@@ -210,12 +195,10 @@ def follow(ctx: Context, actor: Actor, submission_id: int, *, poll: float = 0.3,
 
 
 def _run_dirs(ctx: Context, submission_id: int) -> list[RunDir]:
-    with session_scope(ctx.reader) as session:
-        sub = session.get_one(Submission, submission_id)
-        if not sub.seeds:
-            return [RunDir(Path(sub.run_dir))] if sub.run_dir and not sub.cached_from else []
-        dirs = session.scalars(select(Submission.run_dir).where(Submission.parent_id == submission_id,
-                                                                Submission.cached_from.is_(None),
-                                                                Submission.run_dir.is_not(None))
-                               .order_by(Submission.seed))
-        return [RunDir(Path(d)) for d in dirs if d]
+    raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
+    if not raw:
+        return []
+    if not loads(raw[0][12]):
+        run_dir, cached = raw[0][19], raw[0][9]
+        return [RunDir(Path(run_dir))] if run_dir and not cached else []
+    return [RunDir(Path(d)) for _, _, _, _, d, cached in reads.seed_runs(ctx.reads, submission_id) if d and not cached]

@@ -83,9 +83,7 @@ def submit_checked(ctx: Context, actor: Actor, source: str, info: SubmissionInfo
         if not 1 <= seeds <= MAX_SEEDS:
             raise SubmissionError(f"--seeds must be between 1 and {MAX_SEEDS}")
     n_seeds = seeds or prof.seeds
-    with session_scope(ctx.reader) as session:
-        quota = quota_status(ctx, session, participant, exercise,
-                             exempt=participant == actor.name and actor.instructor)
+    quota = quota_status(ctx, participant, exercise, exempt=participant == actor.name and actor.instructor)
     if quota.remaining == 0:
         when = quota.next_slot_at.strftime("%Y-%m-%d %H:%M UTC") if quota.next_slot_at else "later"
         raise QuotaError(f"{participant} has used all {quota.limit} submissions for {exercise} in the last "
