@@ -342,14 +342,38 @@ def public_mask(n: int, spec: ExerciseSpec) -> np.ndarray:
     return mask
 
 
+def _key_path(spec: ExerciseSpec, profile_name: str, settings: Settings) -> Path:
+    """The answer key of a spec and profile, kept by the coordinator (never inside any job's view)."""
+    return settings.home.expanduser().resolve() / "keys" / spec.name / profile_name / f"{spec.spec_hash()[:16]}.npz"
+
+
 def heldout_labels(spec: ExerciseSpec, profile_name: str, settings: Settings) -> HeldOutLabels:
+    """Labels, public mask and train-eval labels: from the stored key when there is one (kilobytes, not the
+    whole dataset again), else from the dataset, storing the key for next time."""
+    path = _key_path(spec, profile_name, settings)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as key:
+            return HeldOutLabels(labels=key["labels"], public=key["public"], train_eval_labels=key["train_eval"])
     arrays = load_arrays(spec, profile_name, settings)
     k = min(spec.profile(profile_name).train_eval_size, len(arrays.y_train))
-    return HeldOutLabels(
+    key = HeldOutLabels(
         labels=arrays.y_test.astype(np.int64),
         public=public_mask(len(arrays.y_test), spec),
         train_eval_labels=arrays.y_train[:k].astype(np.int64),
     )
+    _store_key(path, key)
+    return key
+
+
+def _store_key(path: Path, key: HeldOutLabels) -> None:
+    import io
+    import os
+
+    buf = io.BytesIO()
+    np.savez(buf, labels=key.labels, public=key.public, train_eval=key.train_eval_labels)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write_bytes(path, buf.getvalue())
+    os.chmod(path, 0o600)
 
 
 def prepare_inputs(spec: ExerciseSpec, profile_name: str, settings: Settings) -> Path:
@@ -364,6 +388,12 @@ def prepare_inputs(spec: ExerciseSpec, profile_name: str, settings: Settings) ->
     if (folder / INPUT_MANIFEST).exists():
         return folder
     arrays = load_arrays(spec, profile_name, settings)
+    key_path = _key_path(spec, profile_name, settings)
+    if not key_path.exists():  # the answer key, written beside the inputs while the arrays are loaded anyway
+        k = min(spec.profile(profile_name).train_eval_size, len(arrays.y_train))
+        _store_key(key_path, HeldOutLabels(labels=arrays.y_test.astype(np.int64),
+                                           public=public_mask(len(arrays.y_test), spec),
+                                           train_eval_labels=arrays.y_train[:k].astype(np.int64)))
     if secret is not None:
         arrays = Arrays(arrays.x_train, arrays.y_train, perturb(arrays.x_test, secret), arrays.y_test)
     folder.parent.mkdir(parents=True, exist_ok=True)

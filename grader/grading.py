@@ -84,7 +84,7 @@ class _Formatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, str) and value.startswith("{"):
             return value  # unknown field: left visible instead of crashing the grade
-        return super().format_field(value, format_spec)
+        return str(super().format_field(value, format_spec))
 
 
 def render(template: str, fields: dict[str, Any]) -> str:

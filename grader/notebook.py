@@ -203,7 +203,9 @@ def check_structure(build_model: Callable[..., Any], *, exercise: str, require: 
 def _problems(model: Any, spec: ExerciseSpec, require: Sequence[str], max_params: int) -> list[str]:
     problems: list[str] = []
     h, w, c = spec.input_shape
-    accepted_inputs = {(h, w, c): "image", (h * w * c,): "flat", **({(h, w): "image2d"} if c == 1 else {})}
+    accepted_inputs: dict[tuple[int, ...], str] = {(h, w, c): "image", (h * w * c,): "flat"}
+    if c == 1:
+        accepted_inputs[(h, w)] = "image2d"
     try:
         shapes = [tuple(t.shape)[1:] for t in model.inputs]
     except (AttributeError, TypeError, ValueError):

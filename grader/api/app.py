@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, error mapping, the leaderboard cache and the background loop."""
+"""The FastAPI application: routes, error mapping and the background loop."""
 
 from __future__ import annotations
 
@@ -6,52 +6,15 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
+from grader.api.boards import BoardCache
 from grader.api.errors import grader_error
-from grader.db.engine import session_scope
-from grader.db.models import Result
 from grader.errors import GraderError
-from grader.service.access import Actor
-from grader.service.board import Leaderboard, leaderboard, private_visible
 from grader.service.context import Context
 
 log = logging.getLogger("grader.serve")
-
-
-class BoardCache:
-    """Leaderboards computed once per change of the results: a class refreshing a projector costs one query.
-
-    The key includes a cheap version of the results table (row count and the latest grading time), so
-    an ingest or a regrade — by this server's loop or by an instructor's command on the same database —
-    is seen on the next request.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._boards: dict[tuple[Any, ...], Leaderboard] = {}
-
-    def version(self, ctx: Context) -> tuple[Any, ...]:
-        with session_scope(ctx.reader) as session:
-            count, latest = session.execute(select(func.count(), func.max(Result.graded_at))).one()
-        return (count, str(latest))
-
-    def get(self, ctx: Context, actor: Actor, *, exercise: str, profile: str | None, private: bool,
-            top: int | None) -> Leaderboard:
-        if private and not private_visible(ctx, actor, exercise):
-            return leaderboard(ctx, actor, exercise=exercise, profile=profile, private=private, top=top)  # raises
-        key = (exercise, profile or ctx.settings.profile, private, top, self.version(ctx))
-        board = self._boards.get(key)
-        if board is None:
-            board = leaderboard(ctx, actor, exercise=exercise, profile=profile, private=private, top=top)
-            with self._lock:
-                if len(self._boards) > 256:
-                    self._boards.clear()
-                self._boards[key] = board
-        return board
 
 
 def create_app(ctx: Context, *, background: bool = True, loop_seconds: float = 2.0) -> FastAPI:

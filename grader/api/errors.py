@@ -23,7 +23,7 @@ STATUS: dict[type[errors.GraderError], int] = {
 def status_for(exc: errors.GraderError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 from grader.api.auth import actor, context
+from grader.api.boards import BoardCache
 from grader.errors import GraderError, SubmissionError
 from grader.service import accounts, board, exercises, export, flags, grade, quota, references, submissions, submit
 from grader.service.access import Actor, require_instructor
@@ -121,7 +122,7 @@ def get_history(ctx: Ctx, who: Who, student: str | None = None, exercise: str | 
 @router.get("/leaderboard/{exercise}")
 def get_leaderboard(exercise: str, request: Request, ctx: Ctx, who: Who, profile: str | None = None,
                     private: bool = False, top: Annotated[int | None, Query(ge=1)] = None) -> board.Leaderboard:
-    cache = request.app.state.boards
+    cache: BoardCache = request.app.state.boards
     return cache.get(ctx, who, exercise=exercise, profile=profile, private=private, top=top)
 
 

@@ -37,7 +37,7 @@ def settings_error(exc: Exception) -> ConfigError:
             lines.append(f"{field} (GRADER_{field.upper()} or `{field} = ...` in {config_file()}): {err['msg']}")
         return ConfigError("invalid setting: " + "; ".join(lines[:5]))
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
+    if isinstance(cause, Exception) and cause is not exc:
         return settings_error(cause)  # pydantic-settings wraps parse errors in a SettingsError
     return ConfigError(f"invalid setting: {exc}", hint="see docs/configuration.md for each setting's form")
 
@@ -60,12 +60,12 @@ def settings(ctx: typer.Context) -> Settings:
 
 def client(ctx: typer.Context) -> Client:
     root = ctx.find_root()
-    cached = root.meta.get("grader.client")
+    cached: Client | None = root.meta.get("grader.client")
     if cached is None:
         from grader.client import open_client
 
         cached = root.meta["grader.client"] = open_client(settings(ctx))
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def embedded_only(c: Client, what: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -137,7 +138,7 @@ def regrade(ctx: typer.Context, exercise: OneExercise = None, all_: AllOpt = Fal
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"regrading {name}", total=None)
             report = c.regrade(exercise=name, profile=profile, seeds=seeds,
-                               on_progress=lambda i, n, t=task: bar.update(t, completed=i, total=n))
+                               on_progress=functools.partial(_advance, bar, task))
         if seeds is not None:
             console.print(f"[green]✓[/] {name}: {report.regraded} submission(s) queued for {seeds} seeds; only seeds "
                           "not run before train. `grader leaderboard` shows mean ± std when they finish")
@@ -150,6 +151,10 @@ def regrade(ctx: typer.Context, exercise: OneExercise = None, all_: AllOpt = Fal
                                                                                     justify="right")],
                               [[ch.submission_id, cell(ch.participant), num(ch.before, "{:g}"),
                                 num(ch.after, "{:g}")] for ch in report.changes]))
+
+
+def _advance(bar: Any, task: Any, done: int, total: int) -> None:
+    bar.update(task, completed=done, total=total)
 
 
 def sync(ctx: typer.Context) -> None:

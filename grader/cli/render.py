@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from rich import box
 from rich.console import Console
@@ -110,7 +110,7 @@ class Col:
     priority: int = 5
     keep: bool = False
     wrap: bool = False
-    justify: str = "left"
+    justify: Literal["default", "left", "center", "right", "full"] = "left"
 
 
 def _plain(value: object) -> str:
@@ -152,6 +152,7 @@ def emit_json(value: Any) -> None:
     """`--json`: the service's models as JSON on stdout, nothing else (stable schema, docs/json.md)."""
     from pydantic import BaseModel
 
+    data: Any
     if isinstance(value, BaseModel):
         data = value.model_dump(mode="json")
     elif isinstance(value, list):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -11,6 +11,9 @@ from rich.text import Text
 from grader.cli.common import client, settings
 from grader.cli.render import Col, cell, console, emit_json, err_console, fit
 from grader.errors import GraderError
+
+if TYPE_CHECKING:
+    from grader.service.accounts import IssuedToken
 
 accounts_app = typer.Typer(help="Accounts of a served class (instructors).", no_args_is_help=True)
 
@@ -61,7 +64,7 @@ def whoami(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
                                           f"{c.where}"))
 
 
-def _show_tokens(issued: list, output: Path | None) -> None:  # type: ignore[type-arg]
+def _show_tokens(issued: list[IssuedToken], output: Path | None) -> None:
     if output is not None:
         import csv
         import os

@@ -434,11 +434,13 @@ def predict(model: Any, images: np.ndarray, encoding: str, job: JobSpec) -> np.n
     probs = np.asarray(model.predict(images, batch_size=512, verbose=0), dtype=np.float64)
     labels = job.exercise.labels
     if encoding == "compact":
-        return np.asarray(labels.used, dtype=np.int16)[probs.argmax(axis=1)]
+        picked: np.ndarray = np.asarray(labels.used, dtype=np.int16)[probs.argmax(axis=1)]
+        return picked
     probs = probs[:, : labels.num_outputs].copy()
     if labels.unused:
         probs[:, labels.unused] = -np.inf  # labels that never occur are never predicted
-    return probs.argmax(axis=1).astype(np.int16)
+    chosen: np.ndarray = probs.argmax(axis=1).astype(np.int16)
+    return chosen
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -450,7 +452,8 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 def weights_npz(model: Any) -> bytes:
     """Every weight tensor, uncompressed: the coordinator recounts the parameters from these headers."""
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i:05d}": np.asarray(w.numpy()) for i, w in enumerate(model.weights)})
+    arrays: dict[str, Any] = {f"w{i:05d}": np.asarray(w.numpy()) for i, w in enumerate(model.weights)}
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 

@@ -57,6 +57,12 @@ def _limits(policy: Policy) -> None:
             resource.setrlimit(res, (value, value))
 
 
+def _in_child(jail: CgroupJail, policy: Policy) -> None:
+    """Between fork and exec: join the job's cgroups first, so everything it starts is inside, then limit it."""
+    jail.add(os.getpid())
+    _limits(policy)
+
+
 def _pump(stream: IO[bytes], fd: int, cap: int, flags: dict[str, bool], key: str) -> None:
     written = 0
     try:
@@ -166,7 +172,7 @@ def supervise(run: RunDir) -> SupervisorReport:
     receiver.start()
     proc = subprocess.Popen(cmd, cwd=run.scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, pass_fds=(write_end,),
-                            preexec_fn=lambda: (jail.add(os.getpid()), _limits(policy)))
+                            preexec_fn=lambda: _in_child(jail, policy))
     os.close(write_end)
     flags = {"stdout": False, "stderr": False}
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, open_fresh(run.path, RunDir.STDOUT), OUTPUT_CAP_BYTES,

@@ -60,7 +60,7 @@ def queue_health(ctx: Context, actor: Actor, *, recent: int = 200) -> QueueView:
                                   .order_by(Submission.id.desc()).limit(recent)).all()
         oldest = session.scalar(select(func.min(Submission.created_at)).where(Submission.state == State.QUEUED.value,
                                                                               Submission.job_id.is_not(None)))
-    waits = [(_utc(s) - _utc(c)).total_seconds() for c, s in started]
+    waits = [(_utc(s) - _utc(c)).total_seconds() for c, s in started if s is not None]
     return QueueView(queued=counts.get(State.QUEUED.value, 0), running=counts.get(State.RUNNING.value, 0),
                      failed_by_reason={str(k or "unknown"): v for k, v in failed.items()},
                      median_wait_seconds=statistics.median(waits) if waits else None,

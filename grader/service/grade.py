@@ -38,7 +38,8 @@ def load_references(session: Session, spec: ExerciseSpec, profile: str, seed: in
     ).all()
     latest: dict[str, Result] = {}
     for name, res in rows:
-        latest[name] = res
+        if name is not None:
+            latest[name] = res
     points = {}
     for name, res in latest.items():
         acc = {"public": res.public_accuracy, "private": res.private_accuracy, "overall": res.accuracy}[board]

@@ -217,11 +217,12 @@ def _store(ctx: Context, sub: Submission, got: Ingested, report: SyncReport) -> 
     reason = None if ok else (result.reason.value if result.reason else "infrastructure")
     now = datetime.now(UTC)
     with session_scope(ctx.engine) as session:
+        # An UPDATE's result is a CursorResult, which has rowcount; Session.execute is typed as Result.
         claimed = session.execute(
             update(Submission).where(Submission.id == sub.id, Submission.state.in_(ACTIVE))
             .values(state=state.value, reason=reason, message=None if ok else result.message, finished_at=now,
                     counts_for_quota=sub.counts_for_quota and reason not in REFUNDED_REASONS)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if claimed != 1:
             return False  # another process ingested it first
         row = session.get_one(Submission, sub.id)
