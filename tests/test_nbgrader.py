@@ -23,7 +23,9 @@ import pytest
 from grader.errors import GraderError, NotFoundError
 from grader.notebook import check, check_structure, participant_source, relative_accuracy
 from grader.service.notebooks import import_gradebook
-from grader.service.runs import ingest, prepare_run, run_foreground
+from grader.datasets import heldout_labels
+from grader.service.ingest import ingest
+from grader.service.runs import prepare_run, run_foreground
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
 from grader.submission import read_submission
@@ -246,9 +248,9 @@ def test_participant_notebook_grades_like_py(tmp_path: Path, monkeypatch: pytest
     results = {}
     for label, path in (("ipynb", nb_path), ("py", py_path)):
         src, sub = read_submission(path, spec)
-        run, _ = prepare_run(src, sub.sha256, spec, "notebook", None, settings)
-        run_foreground(run)
-        got = ingest(run, spec, "notebook", settings)
+        run, job = prepare_run(src, sub, spec, "notebook", None, settings)
+        run_foreground(run, job)
+        got = ingest(run, job, heldout_labels(spec, "notebook", settings))
         assert got.metrics is not None, f"{label}: {got.result.message}"
         results[label] = (np.load(run.predictions, allow_pickle=False), got.metrics)
     assert np.array_equal(results["ipynb"][0], results["py"][0])
