@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # start-local-cluster.sh — bring up a real one-node Slurm cluster for grader's
 # development and CI: munged + slurmctld + slurmd on 127.0.0.1, with fake GPUs
-# (gres/gpu) so `--gres=gpu:N` jobs schedule on a machine without a GPU, and
-# cgroup memory enforcement when the host allows it (so --mem overruns end as
-# OUT_OF_MEMORY). Everything lives under $GRADER_SLURM_DIR. Needs root.
+# (gres/gpu, each also split into gres/shard) so `--gres=gpu:N` and
+# `--gres=shard:N` jobs schedule on a machine without a GPU, and cgroup memory
+# enforcement when the host allows it (so --mem overruns end as OUT_OF_MEMORY).
+# Everything lives under $GRADER_SLURM_DIR. Needs root.
 #
 #   eval "$(cluster/start-local-cluster.sh)"     # stdout: only `export ...` lines
 #   cluster/start-local-cluster.sh --clean       # stop and wipe an old cluster first
 #   cluster/stop-local-cluster.sh [--clean]
 #
+# Either Slurm: the distribution's (Debian 12: 22.05; slurmctld/slurmd/slurm-client/
+# munge are installed with apt-get if missing), or a build from cluster/build-slurm.sh
+# with GRADER_SLURM_PREFIX=/opt/slurm-25.11, which is put first on PATH; then the
+# printed environment also sets PATH and LD_LIBRARY_PATH. The two get different
+# default dirs, ports and job ids (cluster/common.sh), so both can run at once.
 # Idempotent: when the cluster is already up it only prints the environment.
-# Installs Debian's slurmctld/slurmd/slurm-client/munge with apt-get if missing.
 #
 # Environment (optional; change with --clean):
-#   GRADER_SLURM_DIR            state dir (conf, state, spool, logs, munge) [/tmp/grader-slurm]
+#   GRADER_SLURM_PREFIX         a Slurm installed from source (bin/, sbin/)  [unset: Slurm on PATH]
+#   GRADER_SLURM_DIR            state dir (conf, state, spool, logs, munge) [/tmp/grader-slurm;
+#                               with a prefix: /tmp/grader-slurm-X.Y]
 #   GRADER_SLURM_CPUS           CPUs the node advertises (may exceed nproc)  [8]
 #   GRADER_SLURM_GPUS           fake GPUs (gres/gpu)                         [2]
+#   GRADER_SLURM_SHARDS         gres/shard per fake GPU (jobs sharing it)    [4; 0 = no shards]
 #   GRADER_SLURM_MEM_MB         RealMemory of the node                       [80% of MemTotal]
-#   GRADER_SLURM_CTLD_PORT      slurmctld port on 127.0.0.1                  [6827]
-#   GRADER_SLURM_SLURMD_PORT    slurmd port on 127.0.0.1                     [6828]
+#   GRADER_SLURM_CTLD_PORT      slurmctld port on 127.0.0.1                  [6827; prefix: 6837]
+#   GRADER_SLURM_SLURMD_PORT    slurmd port on 127.0.0.1                     [6828; prefix: 6838]
+#   GRADER_SLURM_FIRST_JOB_ID   first job id                                 [1; prefix X.Y: XY0001]
 #   GRADER_SLURM_MIN_JOB_AGE    seconds finished jobs stay queryable         [3600]
 #   GRADER_SLURM_SLURMD_TIMEOUT seconds before a silent slurmd marks the node
 #                               DOWN and its jobs NODE_FAIL                  [30]
@@ -33,21 +42,27 @@ CLEAN=0
 for arg in "$@"; do
   case "$arg" in
     --clean) CLEAN=1 ;;
-    -h|--help) sed -n '2,29p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" >&2; exit 0 ;;
     *) die "unknown argument: $arg (try --help)" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, mknod, cgroups, daemons)"
 
 SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BASE="${GRADER_SLURM_DIR:-/tmp/grader-slurm}"
-case "$BASE" in /*) ;; *) BASE="$PWD/$BASE" ;; esac
+# shellcheck source=cluster/common.sh
+. "$SELF_DIR/common.sh"  # SLURM_PREFIX, PREFIX_VERSION, BASE, DEFAULT_* (and PATH with the prefix)
+if [ -n "$SLURM_PREFIX" ]; then
+  [ -x "$SLURM_PREFIX/sbin/slurmctld" ] && [ -n "$PREFIX_VERSION" ] \
+    || die "GRADER_SLURM_PREFIX=$SLURM_PREFIX holds no Slurm build (sbin/slurmctld, include/slurm/slurm_version.h); see cluster/build-slurm.sh"
+fi
 NCPU="${GRADER_SLURM_CPUS:-8}"
 NGPU="${GRADER_SLURM_GPUS:-2}"
+NSHARD="${GRADER_SLURM_SHARDS:-4}"
 MEM_TOTAL_MB=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
 MEM_MB="${GRADER_SLURM_MEM_MB:-$(( MEM_TOTAL_MB * 8 / 10 ))}"
-CTLD_PORT="${GRADER_SLURM_CTLD_PORT:-6827}"
-SLURMD_PORT="${GRADER_SLURM_SLURMD_PORT:-6828}"
+CTLD_PORT="${GRADER_SLURM_CTLD_PORT:-$DEFAULT_CTLD_PORT}"
+SLURMD_PORT="${GRADER_SLURM_SLURMD_PORT:-$DEFAULT_SLURMD_PORT}"
+FIRST_JOB_ID="${GRADER_SLURM_FIRST_JOB_ID:-$DEFAULT_FIRST_JOB_ID}"
 MIN_JOB_AGE="${GRADER_SLURM_MIN_JOB_AGE:-3600}"
 SLURMD_TIMEOUT="${GRADER_SLURM_SLURMD_TIMEOUT:-30}"
 CGROUP="${GRADER_SLURM_CGROUP:-auto}"
@@ -87,19 +102,36 @@ retry() {  # seconds command...
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 emit_env() {
-  printf 'export SLURM_CONF=%q\nexport GRADER_SLURM_DIR=%q\n' "$CONF" "$BASE" > "$BASE/env.sh"
+  {
+    printf 'export SLURM_CONF=%q\nexport GRADER_SLURM_DIR=%q\n' "$CONF" "$BASE"
+    if [ -n "$SLURM_PREFIX" ]; then
+      # the tools, and the libraries pyslurm built against this Slurm (cluster/build-pyslurm.sh) loads
+      printf 'export GRADER_SLURM_PREFIX=%q\n' "$SLURM_PREFIX"
+      printf 'export PATH=%q:"$PATH"\n' "$SLURM_PREFIX/bin:$SLURM_PREFIX/sbin"
+      printf 'export LD_LIBRARY_PATH=%q"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\n' "$SLURM_PREFIX/lib"
+    fi
+  } > "$BASE/env.sh"
   cat "$BASE/env.sh"   # the only thing this script prints on stdout
+}
+
+slurm_version() {  # what the daemon says (`sinfo --version` needs a configuration in 25.11)
+  slurmctld -V 2>/dev/null | sed -nE 's/^slurm(-wlm)? ([0-9.]+).*/\2/p' | head -n 1
 }
 
 # --------------------------------------------------------------- install ---
 ensure_packages() {
-  local need=0 bin
+  local need=0 bin pkgs="slurmctld slurmd slurm-client munge" log="${TMPDIR:-/tmp}/grader-slurm-apt.log"
   for bin in slurmctld slurmd sbatch squeue scontrol scancel munged; do
     command -v "$bin" >/dev/null 2>&1 || need=1
   done
   [ "$need" = 0 ] && return 0
+  if [ -n "$SLURM_PREFIX" ]; then  # Slurm comes from the prefix; only munge may be missing
+    for bin in slurmctld slurmd sbatch squeue scontrol scancel; do
+      [ -x "$SLURM_PREFIX/bin/$bin" ] || [ -x "$SLURM_PREFIX/sbin/$bin" ] || die "$SLURM_PREFIX has no $bin"
+    done
+    pkgs="munge"
+  fi
   [ "$INSTALL" = 1 ] || die "Slurm or munge is missing and GRADER_SLURM_INSTALL=0"
-  local pkgs="slurmctld slurmd slurm-client munge" log="${TMPDIR:-/tmp}/grader-slurm-apt.log"
   say "installing $pkgs with apt-get (log: $log)"
   local apt=(apt-get -y -q -o DPkg::Lock::Timeout=600 install --no-install-recommends)
   if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" $pkgs >"$log" 2>&1; then
@@ -119,36 +151,52 @@ cgroups_usable() {
 }
 
 write_config() {  # yes|no: enforce memory with cgroups
-  local cg="$1" i
+  local cg="$1" i version major
   mkdir -p "$BASE"/{etc,state,spool,log,run,munge,dev}
+  version="$(slurm_version)"
+  major="${version%%.*}"
+  echo "$SLURM_PREFIX" > "$BASE/etc/prefix"  # for stop-local-cluster.sh
 
   # Fake GPUs: gres/gpu ignores lines without File=, and File= must be a
-  # character device; nodes with the numbers of /dev/null do.
+  # character device; nodes with the numbers of /dev/null do. Each GPU is also
+  # split into NSHARD gres/shard so that several jobs can share one GPU
+  # (--gres=shard:N). Slurm 25.11 gives a GPU either whole (gpu) or as shards;
+  # 22.05 was seen to give a whole GPU while its shards were in use.
   {
     echo "AutoDetect=off"
     for (( i = 0; i < NGPU; i++ )); do
       [ -c "$BASE/dev/nvidia$i" ] || { rm -f "$BASE/dev/nvidia$i"; mknod -m 666 "$BASE/dev/nvidia$i" c 1 3; }
       echo "NodeName=$NODE Name=gpu File=$BASE/dev/nvidia$i"
     done
+    if [ "$NSHARD" -gt 0 ]; then
+      for (( i = 0; i < NGPU; i++ )); do
+        echo "NodeName=$NODE Name=shard Count=$NSHARD File=$BASE/dev/nvidia$i"
+      done
+    fi
   } > "$BASE/etc/gres.conf"
 
-  cat > "$BASE/etc/cgroup.conf" <<EOF
-CgroupAutomount=yes
+  # CgroupAutomount is defunct from Slurm 24 on (an error in the daemons' logs).
+  {
+    [ "${major:-0}" -ge 24 ] || echo "CgroupAutomount=yes"
+    cat <<EOF
 ConstrainCores=no
 ConstrainDevices=no
 ConstrainRAMSpace=yes
 ConstrainSwapSpace=yes
 EOF
+  } > "$BASE/etc/cgroup.conf"
   : > "$BASE/etc/plugstack.conf"
 
   local proctrack=proctrack/linuxproc task=task/none gather_params="JobAcctGatherParams=OverMemoryKill"
   if [ "$cg" = yes ]; then proctrack=proctrack/cgroup; task=task/cgroup; gather_params=""; fi
-  local gres=""
+  local gres="" gres_types=gpu
   [ "$NGPU" -gt 0 ] && gres="Gres=gpu:$NGPU"
+  if [ "$NGPU" -gt 0 ] && [ "$NSHARD" -gt 0 ]; then gres="$gres,shard:$(( NGPU * NSHARD ))"; gres_types=gpu,shard; fi
 
   cat > "$CONF" <<EOF
 # Written by grader's cluster/start-local-cluster.sh: a one-node development
 # cluster on 127.0.0.1. Not for production.
+# Slurm $version${SLURM_PREFIX:+ from $SLURM_PREFIX}
 ClusterName=grader-dev
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -179,7 +227,8 @@ JobCompLoc=$BASE/log/jobcomp.log
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-GresTypes=gpu
+GresTypes=$gres_types
+FirstJobId=$FIRST_JOB_ID
 SchedulerType=sched/backfill
 ReturnToService=2
 MinJobAge=$MIN_JOB_AGE
@@ -260,6 +309,11 @@ if [ "$CLEAN" = 1 ] && [ -d "$BASE" ]; then
   GRADER_SLURM_DIR="$BASE" bash "$SELF_DIR/stop-local-cluster.sh" --clean >&2
 fi
 
+recorded="$(cat "$BASE/etc/prefix" 2>/dev/null || true)"
+if [ "$recorded" != "$SLURM_PREFIX" ] && [ -n "$(ls -A "$BASE/state" 2>/dev/null)" ]; then
+  die "$BASE holds a cluster of the Slurm ${recorded:-on PATH}, not ${SLURM_PREFIX:-the one on PATH}: use --clean or another GRADER_SLURM_DIR"
+fi
+
 if [ -s "$CONF" ] && munged_up && ctld_up && slurmd_up && node_usable; then
   emit_env
   exit 0
@@ -297,5 +351,5 @@ if ! { start_slurmd && wait_for_node; }; then
     die "node did not come up (state: $(node_state)); see $BASE/log/slurmd.log"
   fi
 fi
-say "up in $(( $(date +%s) - started )) s: node $NODE $(node_state), cpus=$NCPU gpus=$NGPU mem=${MEM_MB}M cgroup=$use_cgroup dir=$BASE"
+say "up in $(( $(date +%s) - started )) s: Slurm $(slurm_version), node $NODE $(node_state), cpus=$NCPU gpus=$NGPU shards=$NSHARD/gpu mem=${MEM_MB}M cgroup=$use_cgroup dir=$BASE ports=$CTLD_PORT/$SLURMD_PORT"
 emit_env

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # stop-local-cluster.sh — stop the development cluster that
-# start-local-cluster.sh brought up under $GRADER_SLURM_DIR: cancel its jobs,
+# start-local-cluster.sh brought up under $GRADER_SLURM_DIR (or, with
+# GRADER_SLURM_PREFIX, under that Slurm's default dir): cancel its jobs,
 # then stop slurmd, slurmctld and munged. Only processes named in this
 # cluster's pid files (and checked to be ours) and the slurmstepd's holding
 # files in its spool are signalled; nothing is matched by name. Idempotent.
@@ -18,13 +19,14 @@ for arg in "$@"; do
   case "$arg" in
     --clean) CLEAN=1 ;;
     --slurmd) ONLY_SLURMD=1 ;;
-    -h|--help) sed -n '2,10p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" >&2; exit 0 ;;
     *) say "unknown argument: $arg (try --help)"; exit 2 ;;
   esac
 done
 
-BASE="${GRADER_SLURM_DIR:-/tmp/grader-slurm}"
-case "$BASE" in /*) ;; *) BASE="$PWD/$BASE" ;; esac
+SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=cluster/common.sh
+. "$SELF_DIR/common.sh"  # BASE, and the Slurm tools of the prefix the cluster was started with first on PATH
 CONF="$BASE/etc/slurm.conf"
 MUNGE_SOCKET="$BASE/munge/socket"
 

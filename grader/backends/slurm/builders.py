@@ -34,6 +34,13 @@ def time_limit_minutes(wall_seconds: int, margin_seconds: int) -> int:
     return max(1, math.ceil((wall_seconds + margin_seconds) / 60))
 
 
+def gres_request(settings: Settings) -> str | None:
+    """GPU shards when configured (several jobs share a GPU), else whole GPUs, else nothing (CPU-only)."""
+    if settings.slurm_gpu_shards:
+        return f"shard:{settings.slurm_gpu_shards}"
+    return f"gpu:{settings.slurm_gpus}" if settings.slurm_gpus else None
+
+
 def build_job_description(run_dir: RunDir, job_spec: JobSpec, settings: Settings) -> dict[str, Any]:
     """Resources, names and paths of one grading job, keyed by pyslurm's JobSubmitDescription attributes.
 
@@ -54,7 +61,7 @@ def build_job_description(run_dir: RunDir, job_spec: JobSpec, settings: Settings
         "cpus_per_task": settings.slurm_cpus,
         "memory_per_node": job_spec.memory_mb + settings.slurm_memory_margin_mb,
         "time_limit": time_limit_minutes(job_spec.wall_seconds, settings.slurm_time_margin_s),
-        "gres_per_node": f"gpu:{settings.slurm_gpus}" if settings.slurm_gpus else None,
+        "gres_per_node": gres_request(settings),
         "working_directory": str(run_dir.path),
         "standard_output": log,
         "standard_error": log,
@@ -77,9 +84,10 @@ fi"""
 
 _RECORD_ALLOCATION = r"""# Record what Slurm allocated, for the result and for instructors (temp file, then rename).
 json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//[[:cntrl:]]/}"; }
-printf '{"job_id": %s, "node": %s, "gpus": %s, "cuda_visible_devices": %s, "cpus": %s, "mem_mb": %s}\n' \
+printf '{"job_id": %s, "node": %s, "gpus": %s, "cuda_visible_devices": %s, "shards": %s, "cpus": %s, "mem_mb": %s}\n' \
   "$(json_string "${SLURM_JOB_ID:-}")" "$(json_string "${SLURMD_NODENAME:-$(hostname)}")" \
   "$(json_string "${SLURM_JOB_GPUS:-}")" "$(json_string "${CUDA_VISIBLE_DEVICES:-}")" \
+  "$(json_string "${SLURM_SHARDS_ON_NODE:-}")" \
   "$(json_string "${SLURM_CPUS_ON_NODE:-}")" "$(json_string "${SLURM_MEM_PER_NODE:-}")" \
   > "$RUN_DIR/.@ALLOCATION@.tmp"
 mv -f -- "$RUN_DIR/.@ALLOCATION@.tmp" "$RUN_DIR/@ALLOCATION@"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -13,15 +11,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from grader.backends.slurm.builders import sbatch_arguments
+from grader.backends.slurm.versions import (
+    decide_driver,
+    installed_pyslurm_version,
+    installed_slurm_version,
+    slurm_config_path,
+)
 from grader.errors import BackendError
 from grader.settings import Settings
 
-SLURM_CONF_CANDIDATES = ("/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf")
 COMMAND_TIMEOUT_S = 30.0
 
 
@@ -79,8 +81,20 @@ def _unwrap(value: Any) -> Any:
 
 
 def _gpu_indices(gres_detail: Iterable[str]) -> str | None:
-    found = [m.group(1) for item in gres_detail if (m := re.search(r"gpu[^(]*\(IDX:([^)]*)\)", item))]
+    """GPU indices from Slurm's GRES detail: "gpu:1(IDX:0)"; for shards "shard:2(IDX:0)" (22.05) or
+    "shard:2(2/4,0/4)" (25.11: shards used/configured on each GPU in turn)."""
+    found = []
+    for item in gres_detail:
+        if m := re.search(r"(?:gpu|shard)[^(]*\(IDX:([^)]*)\)", item):
+            found.append(m.group(1))
+        elif m := re.search(r"shard[^(]*\(((?:\d+/\d+,?)+)\)", item):
+            found += [str(i) for i, used in enumerate(m.group(1).split(",")) if used.split("/")[0] != "0"]
     return ",".join(found) or None
+
+
+def gres_name(name: str) -> str:
+    """Slurm spells a GRES "gpu", "gres:gpu" (22.05) or "gres/gpu" (23.02+, pyslurm 25.11): keep "gpu"."""
+    return re.sub(r"^gres[:/]", "", name)
 
 
 def _memory_mb(text: str | None) -> int | None:
@@ -128,7 +142,7 @@ def _job_from_squeue(raw: Mapping[str, Any]) -> SlurmJob:
         time_limit=_unwrap(raw.get("time_limit")),
         cpus=_unwrap(raw.get("cpus")),
         memory_mb=_unwrap(raw.get("memory_per_node")),
-        gres=re.sub(r"^gres[:/]", "", gres) if gres else None,
+        gres=",".join(gres_name(item) for item in gres.split(",")) if gres else None,
         gpus=_gpu_indices(raw.get("gres_detail") or []),
     )
 
@@ -164,7 +178,7 @@ def parse_scontrol_job(text: str) -> SlurmJob:
         time_limit=_minutes(fields.get("TimeLimit")),
         cpus=cpus,
         memory_mb=memory,
-        gres=re.sub(r"^gres[:/]", "", tres) if tres and tres != "(null)" else None,
+        gres=",".join(gres_name(item) for item in tres.split(",")) if tres and tres != "(null)" else None,
         gpus=_gpu_indices([fields.get("GRES", "")]),
     )
 
@@ -174,12 +188,14 @@ class CliDriver(SlurmDriver):
 
     name = "cli"
 
-    def __init__(self, timeout: float = COMMAND_TIMEOUT_S) -> None:
+    def __init__(self, timeout: float = COMMAND_TIMEOUT_S, env: Mapping[str, str] | None = None) -> None:
+        """`env` overrides this process's environment for the tools (e.g. SLURM_CONF and PATH of one cluster)."""
         self.timeout = timeout
+        self.env = dict(env or {})
         self._accounting: bool | None = None
 
     def _run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+        env = {**os.environ, **self.env, "SLURM_TIME_FORMAT": "standard"}  # the tools are found on env's PATH
         try:
             return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=self.timeout, env=env, check=False)
         except FileNotFoundError:
@@ -231,7 +247,8 @@ class CliDriver(SlurmDriver):
             except SchedulerError:
                 return False
             m = re.search(r"^AccountingStorageType\s*=\s*(\S+)", config, re.M)
-            self._accounting = bool(m and m.group(1) != "accounting_storage/none")
+            # no accounting: "accounting_storage/none" (22.05) or "(null)" (25.11)
+            self._accounting = bool(m and m.group(1) not in ("accounting_storage/none", "(null)", "none"))
         return self._accounting
 
     def _from_accounting(self, job_id: str) -> SlurmJob | None:
@@ -306,7 +323,8 @@ class PyslurmDriver(SlurmDriver):
 
     @staticmethod
     def _convert(job: Any) -> SlurmJob:
-        gres = ",".join(f"{name}:{count}" for name, count in (job.gres_per_node or {}).items()) or None
+        # pyslurm 25.11 reads gres_per_node back as {"gres/gpu": 1}; requests say "gpu:1"
+        gres = ",".join(f"{gres_name(name)}:{count}" for name, count in (job.gres_per_node or {}).items()) or None
         gpus = []
         if job.state == "RUNNING":
             # Only a detail for `grader status`: a layout pyslurm cannot build must not fail the poll.
@@ -331,62 +349,6 @@ class PyslurmDriver(SlurmDriver):
             gres=gres,
             gpus=",".join(gpus) or None,
         )
-
-
-def slurm_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The configuration libslurm would read, if there is one (SLURM_CONF wins even when missing)."""
-    env = os.environ if environ is None else environ
-    if env.get("SLURM_CONF"):
-        path = Path(env["SLURM_CONF"])
-        return path if path.is_file() else None
-    return next((Path(p) for p in SLURM_CONF_CANDIDATES if Path(p).is_file()), None)
-
-
-def _major_minor(version: str | None) -> tuple[int, int] | None:
-    m = re.search(r"(\d+)\.(\d+)", version or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def installed_pyslurm_version() -> str | None:
-    """pyslurm's version from its package metadata: reading it does not load libslurm."""
-    try:
-        return importlib.metadata.version("pyslurm")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown" if importlib.util.find_spec("pyslurm") else None
-
-
-def installed_slurm_version() -> str | None:
-    try:
-        out = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return m.group(0) if (m := re.search(r"\d+\.\d+(\.\d+)?", out)) else None
-
-
-def decide_driver(
-    requested: str, *, config: Path | None, pyslurm_version: str | None, slurm_version: str | None
-) -> tuple[str, str]:
-    """Pick "pyslurm" or "cli" and say why (for `grader doctor`); pure, so every branch is testable.
-
-    Raises:
-        BackendError: pyslurm was asked for explicitly but cannot be used safely.
-    """
-    if requested == "cli":
-        return "cli", "slurm_driver = cli"
-    problem = None
-    if pyslurm_version is None:
-        problem = "pyslurm is not installed"
-    elif config is None:
-        problem = "no Slurm configuration (SLURM_CONF, /etc/slurm/slurm.conf) to load pyslurm safely"
-    elif _major_minor(pyslurm_version) != _major_minor(slurm_version) and slurm_version is not None:
-        problem = f"pyslurm {pyslurm_version} does not match Slurm {slurm_version} (major.minor must be equal)"
-    elif slurm_version is None and requested == "auto":
-        problem = "the Slurm version could not be read (sinfo --version), so pyslurm's match is unproven"
-    if problem is None:
-        return "pyslurm", f"pyslurm {pyslurm_version} matches Slurm {slurm_version or '(unchecked)'}"
-    if requested == "pyslurm":
-        raise BackendError(f"slurm_driver = pyslurm, but {problem}", hint="set slurm_driver = 'cli' or 'auto'")
-    return "cli", problem
 
 
 def make_driver(settings: Settings) -> tuple[SlurmDriver, str]:
