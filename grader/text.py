@@ -49,6 +49,13 @@ def name(text: object, limit: int = 80) -> str:
     return inert(text, limit, one_line=True)
 
 
+def base_name(filename: str, default: str = "submission.py") -> str:
+    """The last path component of a client-supplied file name: a label to store, never a path to use."""
+    last = re.split(r"[/\\]", filename)[-1].strip()
+    last = _CONTROL_ONE_LINE.sub("", last)[:200]
+    return default if last in {"", ".", ".."} else last
+
+
 def csv_cell(value: object) -> object:
     """A spreadsheet cell that cannot run: formula prefixes get a leading quote (OWASP CSV injection)."""
     if not isinstance(value, str):

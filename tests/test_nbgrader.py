@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grader.datasets import heldout_labels
 from grader.errors import GraderError, NotFoundError
 from grader.notebook import check, check_structure, participant_source, relative_accuracy
-from grader.service.notebooks import import_gradebook
-from grader.datasets import heldout_labels
 from grader.service.ingest import ingest
+from grader.service.notebooks import import_gradebook
 from grader.service.runs import prepare_run, run_foreground
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog

@@ -725,3 +725,23 @@ def test_private_board_and_rank_change_are_for_instructors(graded: Graded, tmp_p
     assert denied.returncode != 0 and "the private leaderboard is for instructors only" in denied.stderr
     public = ok(cli(["leaderboard", "-e", "mnist"], as_user(env, "bob")))
     assert "public half" in public and "±" not in public
+
+
+def test_a_new_worker_requeues_what_a_killed_worker_was_running(tmp_path: Path) -> None:
+    """`grader serve` killed with SIGKILL: its worker thread held the lock, so the next one recovers."""
+    from grader.backends.base import JobState
+    from grader.backends.local import Entry, Spool
+
+    spool = Spool(tmp_path / "spool")
+    for job_id in ("a", "b"):
+        spool.enqueue(Entry(job_id=job_id, run_dir=str(tmp_path / job_id), job="{}"))
+    claimed = spool.claim()
+    assert claimed is not None and spool.names("running") == [claimed[0]]
+    with spool.worker_lock() as mine:
+        assert mine
+        assert spool.recover() == [claimed[0]]
+    assert spool.names("running") == [] and len(spool.names("queue")) == 2
+    entry = spool.read("queue", claimed[0])
+    assert entry is not None and entry.attempts == 1 and entry.worker_died
+    spool.move(claimed[0], "queue", "running")
+    assert spool.orphan(claimed[0]).state is JobState.NODE_FAIL  # the second death gives up

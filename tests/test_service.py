@@ -311,3 +311,13 @@ def test_outcome_of_a_result_without_weights(env: tuple[Context, FakeBackend]) -
     got = row(ctx, sid)
     assert got["state"] == "failed" and "weights cannot be checked" in (got["message"] or "")
     assert Outcome.INVALID.value in str(got["grade"]) or got["score"] is not None
+
+
+def test_equal_accuracies_share_a_rank(env: tuple[Context, FakeBackend]) -> None:
+    ctx, fake = env
+    carol = Actor(name="carol", instructor=False)
+    for who, tag, accuracy in ((ALICE, "t1", 0.8), (BOB, "t2", 0.8), (carol, "t3", 0.5)):
+        finish(ctx, fake, submit(ctx, who, tag=tag), accuracy=accuracy)
+    rows = [r for r in board.leaderboard(ctx, INSTRUCTOR, exercise="mnist").rows if r.rank is not None]
+    assert [r.rank for r in rows] == [1, 1, 3]
+    assert rows[1].within_noise and rows[0].accuracy == rows[1].accuracy

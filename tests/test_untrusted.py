@@ -250,3 +250,12 @@ def test_a_member_whose_header_lies_is_refused() -> None:
 def test_not_a_zip() -> None:
     with pytest.raises(UntrustedFileError, match=r"not a valid \.npz"):
         npz_sizes(b"PK\x03\x04 nonsense", "weights.npz")
+
+
+@pytest.mark.parametrize(("given", "kept"), [("../../etc/passwd.py", "passwd.py"), ("C:\\\\Users\\\\a\\\\m.py", "m.py"),
+                                             ("..", "submission.py"), ("", "submission.py"),
+                                             ("a\x1b[31m.py", "a[31m.py"), ("x" * 300 + ".py", "x" * 200)])
+def test_base_name_keeps_only_a_label(given: str, kept: str) -> None:
+    from grader.text import base_name
+
+    assert base_name(given) == kept

@@ -107,6 +107,30 @@ class Spool:
         self.move(name, "running", "done")
         return entry
 
+    def orphan(self, name: str) -> JobStatus:
+        """A running entry without a live worker: finished unrecorded, requeue, or give up."""
+        entry = self.read("running", name)
+        if entry is None:
+            return JobStatus(state=JobState.UNKNOWN, reason="unreadable queue entry")
+        if exists(Path(entry.run_dir), RunDir.SUPERVISOR):
+            self.move(name, "running", "done")
+            return JobStatus(state=JobState.COMPLETED)
+        entry.worker_died = True
+        if entry.attempts + 1 >= MAX_ATTEMPTS:
+            entry.gave_up = True
+            self.write("running", name, entry)
+            self.move(name, "running", "done")
+            return JobStatus(state=JobState.NODE_FAIL, reason="the local worker died repeatedly")
+        entry.attempts += 1
+        self.write("running", name, entry)
+        self.move(name, "running", "queue")
+        return JobStatus(state=JobState.PENDING, reason="requeued: the worker died while running this job",
+                         queue_position=1)
+
+    def recover(self) -> list[str]:
+        """Called by a worker that has just taken the lock: every running entry is a dead worker's."""
+        return [name for name in self.names("running") if self.orphan(name).state is not JobState.UNKNOWN]
+
     def cancel_flag(self, name: str) -> Path:
         return self.path("running", name[:-5] + ".cancel")
 
@@ -179,7 +203,7 @@ class LocalBackend(Backend):
                 # a worker that decided to exit just as this entry was enqueued left it stranded: restart one
                 restart = restart or not alive
             elif state == "running" and not alive:
-                out[h.job_id] = self._orphan(name)
+                out[h.job_id] = self.spool.orphan(name)
                 restart = restart or out[h.job_id].state is JobState.PENDING
             elif state == "running":
                 out[h.job_id] = JobStatus(state=JobState.RUNNING)
@@ -194,26 +218,6 @@ class LocalBackend(Backend):
         if restart:
             self.ensure_worker()
         return out
-
-    def _orphan(self, name: str) -> JobStatus:
-        """A running entry without a live worker: finished unrecorded, requeue, or give up."""
-        entry = self.spool.read("running", name)
-        if entry is None:
-            return JobStatus(state=JobState.UNKNOWN, reason="unreadable queue entry")
-        if exists(Path(entry.run_dir), RunDir.SUPERVISOR):
-            self.spool.move(name, "running", "done")
-            return JobStatus(state=JobState.COMPLETED)
-        entry.worker_died = True
-        if entry.attempts + 1 >= MAX_ATTEMPTS:
-            entry.gave_up = True
-            self.spool.write("running", name, entry)
-            self.spool.move(name, "running", "done")
-            return JobStatus(state=JobState.NODE_FAIL, reason="the local worker died repeatedly")
-        entry.attempts += 1
-        self.spool.write("running", name, entry)
-        self.spool.move(name, "running", "queue")
-        return JobStatus(state=JobState.PENDING, reason="requeued: the worker died while running this job",
-                         queue_position=1)
 
     def cancel(self, handle: JobHandle) -> None:
         found = self.spool.find(handle.job_id)

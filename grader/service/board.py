@@ -65,12 +65,14 @@ def leaderboard(ctx: Context, actor: Actor, *, exercise: str, profile: str | Non
     best = max((a for r in refs if (a := acc(r)) is not None), default=None)
     merged = sorted(people + refs, key=lambda r: (-(acc(r) or 0.0), r.reference_name is not None, r.submission_id))
     out: list[RankedRow] = []
-    rank, above = 0, None
+    rank, seen, above = 0, 0, None
     for r in merged:
         a = acc(r)
         ref = r.reference_name is not None
         if not ref:
-            rank += 1
+            seen += 1
+            tied = above is not None and a is not None and a == above[0]
+            rank = rank if tied else seen  # equal accuracies share a rank (1, 1, 3)
         if not ref and top is not None and rank > top:
             continue
         s = std(r) if (r.n_seeds or 0) > 1 else None
@@ -78,7 +80,7 @@ def leaderboard(ctx: Context, actor: Actor, *, exercise: str, profile: str | Non
         if not ref and above is not None and a is not None and above[0] is not None:
             spread = math.hypot(s if s is not None else (noise or 0.0), above[1] if above[1] is not None
                                 else (noise or 0.0))
-            within = spread > 0 and abs(above[0] - a) <= spread
+            within = abs(above[0] - a) <= spread  # an exact tie is within any noise
         out.append(RankedRow(
             rank=None if ref else rank, row=r, accuracy=a, std=s, within_noise=within,
             delta_baseline=None if a is None or baseline is None else a - baseline,

@@ -26,6 +26,7 @@ from grader.rundir import RunDir
 from grader.service.context import Context
 from grader.service.grade import apply_grade, grade_stored, regrade, result_row
 from grader.service.ingest import Ingested, ingest, read_report
+from grader.service.runs import read_events
 from grader.service.seeds import refresh_group
 from grader.service.states import ACTIVE, REFUNDED_REASONS, State
 from grader.untrusted import read_bytes
@@ -150,7 +151,7 @@ def _apply(ctx: Context, sub: Submission, status: JobStatus, report: SyncReport)
             supervised is None or (status.state in SCHEDULER_VERDICTS and supervised is not Verdict.COMPLETED)):
         # Slurm signals the supervisor before killing it at a limit; the supervisor then records
         # "cancelled", but the scheduler knows the real reason (time, memory, node), so it wins.
-        return _store(ctx, sub, _scheduler_failure(status, job), report)
+        return _store(ctx, sub, _scheduler_failure(status, job, run), report)
     return _store(ctx, sub, ingest(run, job, ctx.labels(job.exercise, sub.profile)), report)
 
 
@@ -165,10 +166,17 @@ def _failure(kind: ErrorKind, **fields: object) -> Ingested:
     return Ingested(result=JobResult.failed(kind, advice.message(kind, **fields)))
 
 
-def _scheduler_failure(status: JobStatus, job: JobSpec) -> Ingested:
+def _last_phase(run: RunDir) -> str | None:
+    """What the job was doing when the scheduler stopped it, from its progress events."""
+    events, _ = read_events(run, 0)
+    phases = [e["phase"] for e in events if e.get("event") == "phase" and isinstance(e.get("phase"), str)]
+    return phases[-1] if phases else None
+
+
+def _scheduler_failure(status: JobStatus, job: JobSpec, run: RunDir) -> Ingested:
     minutes, memory = job.wall_seconds / 60, job.memory_mb
     if status.state is JobState.TIMEOUT:
-        return _failure(ErrorKind.TIMEOUT, phase="training", minutes=minutes)
+        return _failure(ErrorKind.TIMEOUT, phase=_last_phase(run), minutes=minutes)
     if status.state is JobState.OUT_OF_MEMORY:
         return _failure(ErrorKind.OUT_OF_MEMORY, memory_mb=memory)
     if status.state is JobState.NODE_FAIL:
@@ -191,8 +199,10 @@ def _set_scheduler(ctx: Context, sub_id: int, status: JobStatus) -> None:
             want = State.RUNNING
         elif status.state is JobState.PENDING and want is State.RUNNING:
             want = State.QUEUED  # requeued (e.g. its worker died)
-        if want.value == row.state and row.scheduler_state == status.state.value and \
-                row.scheduler_reason == status.reason:
+        reason = status.reason
+        if row.attempts:  # keep saying it was requeued, whatever the scheduler says next
+            reason = f"attempt {row.attempts + 1}, requeued after a node failure" + (f": {reason}" if reason else "")
+        if want.value == row.state and row.scheduler_state == status.state.value and row.scheduler_reason == reason:
             return  # nothing changed: no write
     with session_scope(ctx.engine) as session:
         row = session.get_one(Submission, sub_id)
@@ -200,7 +210,7 @@ def _set_scheduler(ctx: Context, sub_id: int, status: JobStatus) -> None:
             return
         if want is State.RUNNING and row.state != State.RUNNING.value:
             row.started_at = datetime.now(UTC)
-        row.state, row.scheduler_state, row.scheduler_reason = want.value, status.state.value, status.reason
+        row.state, row.scheduler_state, row.scheduler_reason = want.value, status.state.value, reason
 
 
 def state_for(result: JobResult) -> State:

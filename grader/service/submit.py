@@ -26,6 +26,7 @@ from grader.service.seeds import refresh_group, seeds_for
 from grader.service.states import ACTIVE, CACHEABLE_REASONS, State
 from grader.specs.exercise import ExerciseSpec
 from grader.submission import SubmissionInfo, code_fingerprint, parse_submission, read_submission, store_source
+from grader.text import base_name
 
 MAX_SEEDS = 10
 
@@ -62,6 +63,7 @@ def submit_upload(ctx: Context, actor: Actor, data: bytes, filename: str, *, exe
                   profile: str | None = None, student: str | None = None, seeds: int | None = None) -> Receipt:
     """A file uploaded to the server (CLI client or web page): the same checks as a local file."""
     spec = ctx.catalog.get(exercise)
+    filename = base_name(filename)
     source, info = parse_submission(data, filename, spec)
     return submit_checked(ctx, actor, source, info, filename, exercise=exercise, profile=profile, student=student,
                           seeds=seeds)

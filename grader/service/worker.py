@@ -94,6 +94,8 @@ def run_worker(ctx: Context, *, idle_seconds: float | None = 5.0, stop: threadin
     with runner.spool.worker_lock() as mine:
         if not mine:
             return 0  # another worker is draining this queue
+        for name in runner.spool.recover():  # a previous worker (or the server holding it) was killed
+            log.warning("queue entry %s was running when its worker died: requeued or given up", name)
         idle_since = time.monotonic()
         next_reconcile = 0.0
         waiting_remote = 0
