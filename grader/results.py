@@ -161,6 +161,8 @@ class JobSpec(_Model):
     submission_sha256: str = Field(description="sha256 of submission.py in the run directory.")
     inputs_dir: str = Field(description="Absolute path of the prepared inputs (read-only, no held-out labels).")
     wall_seconds: int = Field(description="Wall-clock limit enforced by the supervisor.")
+    wall_basis: str | None = Field(default=None, max_length=300,
+                                   description="Where a derived wall_seconds comes from (told to the participant).")
     build_seconds: int = Field(default=300, description="Limit from start to the first epoch (import + build_model).")
     memory_mb: int = Field(description="Memory limit of the job process.")
     isolation: IsolationPolicy = Field(default_factory=IsolationPolicy, description="Sandbox layers for this job.")

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     local_max_jobs: int = Field(
         default=1, ge=1, le=64, description="Jobs the local worker runs at once (1 suits 2 cores)."
     )
+    local_gpus: str = Field(
+        default="", pattern=r"^[0-9]*(,[0-9]+)*$",
+        description="GPU indices the local worker hands out, e.g. \"0,1\" (empty: jobs see what the worker "
+                    "sees). Each job gets CUDA_VISIBLE_DEVICES of the least busy one.",
+    )
+    local_jobs_per_gpu: int = Field(
+        default=1, ge=1, le=32,
+        description="Jobs packed onto one GPU of local_gpus at once (with memory growth or "
+                    "GRADER_GPU_MEMORY_MB in the job); the local worker then runs up to "
+                    "len(local_gpus) × this many jobs, instead of local_max_jobs.",
+    )
     isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
         default="auto",
         description="Namespace isolation for jobs: auto picks bwrap, then unshare, else none.",
@@ -115,8 +126,15 @@ class Settings(BaseSettings):
     )
     job_scratch_mb: int = Field(default=512, ge=16, description="Disk a job may use for its own files (scratch).")
     job_output_mb: int = Field(default=256, ge=16, description="Total size of what a job may send back.")
+    wall_factor: float = Field(
+        default=5.0, ge=0,
+        description="A participant's job may take this many times the slowest measured reference's job time "
+        "(same exercise, profile and backend; 0 = always the exercise's limit). An explicit max_wall_seconds "
+        "on the profile in exercise.toml overrides it.",
+    )
+    wall_floor_seconds: int = Field(default=90, ge=10, description="The shortest time limit wall_factor may give.")
     build_seconds: int = Field(
-        default=300, ge=10,
+        default=120, ge=10,
         description="Longest a job may take from start to its first epoch (TensorFlow import, your file's import, "
         "build_model, compile): an endless loop there ends early instead of holding the queue.",
     )

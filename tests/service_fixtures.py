@@ -99,7 +99,8 @@ def weights(units: int) -> bytes:
 
 def finish_run(ctx: Context, run_dir: str, job: JobSpec, *, accuracy: float = 0.8, units: int = 16,
                verdict: Verdict = Verdict.COMPLETED, result: JobResult | None = None, claimed_units: int | None = None,
-               train_accuracy: float = 1.0, model_json: dict[str, Any] | None = None, **claims: Any) -> None:
+               train_accuracy: float = 1.0, model_json: dict[str, Any] | None = None, wall_seconds: float = 5.0,
+               **claims: Any) -> None:
     """Leave a run directory as a supervised job that reached `accuracy` on the held-out set would.
 
     `claimed_units`: what result.json says the model has, when it should differ from its weights (a forgery).
@@ -129,7 +130,7 @@ def finish_run(ctx: Context, run_dir: str, job: JobSpec, *, accuracy: float = 0.
         for name, data in files.items():
             (run.path / name).parent.mkdir(parents=True, exist_ok=True)
             (run.path / name).write_bytes(data)
-    report = SupervisorReport(verdict=verdict, exit_code=0, wall_seconds=5.0, phases={
+    report = SupervisorReport(verdict=verdict, exit_code=0, wall_seconds=wall_seconds, phases={
         "building model": 1.0, "training": 1.5, "predicting": 4.0}, last_phase="training", namespaces="bwrap",
         filesystem_view=True, files={k: len(v) for k, v in files.items()},
         limits={"wall_seconds": job.wall_seconds, "build_seconds": job.build_seconds, "output_mb": 256})

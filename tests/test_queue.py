@@ -325,7 +325,9 @@ def test_quick_start_submit_wait_then_leaderboard(tmp_path: Path) -> None:
 def test_twenty_concurrent_submissions_are_all_accounted_for(tmp_path: Path) -> None:
     course = course_copy(tmp_path, keep={"mnist": ["baseline"]})
     home = tmp_path / "home"
-    env = grader_env(home, course, GRADER_LOCAL_MAX_JOBS="2")
+    # Two at a time, packed onto one GPU index (this machine has no GPU: the index is handed out and
+    # recorded as on a GPU node, and TensorFlow then sees none, so the jobs train on the CPU).
+    env = grader_env(home, course, GRADER_LOCAL_GPUS="0", GRADER_LOCAL_JOBS_PER_GPU="2")
     files = [dense(tmp_path / "subs" / f"model_{i:02d}.py", units=8 + i) for i in range(20)]
     owners = [f"p{i % 7}" for i in range(20)]  # 7 participants: rows for new participants race too
     try:
@@ -368,6 +370,10 @@ def test_twenty_concurrent_submissions_are_all_accounted_for(tmp_path: Path) -> 
     assert query(home, "SELECT count(*) FROM participants WHERE name LIKE 'p%'")[0][0] == 7
     spool = queue_dir(home)
     assert not list((spool / "queue").iterdir()) and not list((spool / "running").iterdir())
+    allocations = [json.loads(p.read_text()) for p in (home / "runs").glob("*/allocation.json")]
+    assert len(allocations) == 21  # 20 and the baseline
+    assert {a["cuda_visible_devices"] for a in allocations} == {"0"}
+    assert max(a["jobs_on_gpu"] for a in allocations) == 2 and all(a["jobs_on_gpu"] <= 2 for a in allocations)
     assert len(list((spool / "done").glob("*.json"))) == 21
     assert integrity(home) == "ok"
 
@@ -725,6 +731,18 @@ def test_private_board_and_rank_change_are_for_instructors(graded: Graded, tmp_p
     assert denied.returncode != 0 and "the private leaderboard is for instructors only" in denied.stderr
     public = ok(cli(["leaderboard", "-e", "mnist"], as_user(env, "bob")))
     assert "public half" in public and "±" not in public
+
+
+def test_gpu_slots_pack_jobs_onto_the_least_busy_gpu() -> None:
+    from grader.backends.local import GpuSlots
+
+    slots = GpuSlots("0,1", per_gpu=2)
+    assert slots.capacity == 4
+    taken = [slots.take() for _ in range(5)]
+    assert taken == ["0", "1", "0", "1", None]
+    slots.give("1")
+    assert slots.take() == "1"
+    assert GpuSlots("", per_gpu=4).capacity is None and GpuSlots("", per_gpu=4).take() is None
 
 
 def test_a_new_worker_requeues_what_a_killed_worker_was_running(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from grader.results import ErrorKind, JobResult, Outcome, Verdict
 from grader.service import board, export, submissions
 from grader.service.access import Actor
 from grader.service.context import Context
+from grader.service.limits import wall_limit
 from grader.service.reconcile import reconcile
 from grader.service.submit import submit_checked, submit_job
 from grader.submission import check_source
@@ -321,3 +322,24 @@ def test_equal_accuracies_share_a_rank(env: tuple[Context, FakeBackend]) -> None
     rows = [r for r in board.leaderboard(ctx, INSTRUCTOR, exercise="mnist").rows if r.rank is not None]
     assert [r.rank for r in rows] == [1, 1, 3]
     assert rows[1].within_noise and rows[0].accuracy == rows[1].accuracy
+
+
+def test_time_limit_derives_from_the_slowest_reference(env: tuple[Context, FakeBackend]) -> None:
+    """A stuck submission holds the queue for a few reference-lengths, not the profile's 15 minutes."""
+    ctx, fake = env
+    ctx.settings.wall_floor_seconds = 10
+    first = submit(ctx, ALICE, tag="l1")
+    assert job_of(ctx, first)[1].wall_seconds == 900  # references not measured yet: the profile's ceiling
+    references(ctx, fake, {"baseline": 0.7})  # each reference's job took 5 s
+    sid = submit(ctx, BOB, tag="l2")
+    job = job_of(ctx, sid)[1]
+    assert job.wall_seconds == 25 and job.build_seconds <= 25
+    assert job.wall_basis is not None and job.wall_basis.startswith("5× the slowest reference (baseline: 5 s")
+    limit = submissions.show(ctx, BOB, sid).time_limit
+    assert limit is not None and limit.startswith("25 s (5× the slowest reference")
+    ctx.settings.wall_floor_seconds = 90
+    assert job_of(ctx, submit(ctx, BOB, tag="l3"))[1].wall_seconds == 90  # the floor
+    spec = ctx.catalog.get("mnist")
+    fixed = spec.model_copy(update={"profiles": {**spec.profiles, "smoke": spec.profile("smoke").model_copy(
+        update={"wall_seconds": 42})}})
+    assert wall_limit(ctx, fixed, "smoke", "fake", 2).seconds == 42  # exercise.toml's override wins

@@ -159,6 +159,36 @@ class Spool:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class GpuSlots:
+    """Which GPU the next local job gets: the least busy of the configured ones, at most `per_gpu` each.
+
+    Several small jobs share one GPU this way (memory growth or GRADER_GPU_MEMORY_MB in the job
+    keeps them from taking it all); the job sees only its GPU, as CUDA_VISIBLE_DEVICES.
+    """
+
+    def __init__(self, gpus: str, per_gpu: int) -> None:
+        self.busy: dict[str, int] = {g: 0 for g in gpus.split(",") if g}
+        self.per_gpu = per_gpu
+
+    @property
+    def capacity(self) -> int | None:
+        """Jobs at once, or None when no GPUs are handed out (local_max_jobs decides)."""
+        return len(self.busy) * self.per_gpu if self.busy else None
+
+    def take(self) -> str | None:
+        if not self.busy:
+            return None
+        gpu = min(self.busy, key=lambda g: (self.busy[g], int(g)))
+        if self.busy[gpu] >= self.per_gpu:
+            return None
+        self.busy[gpu] += 1
+        return gpu
+
+    def give(self, gpu: str | None) -> None:
+        if gpu is not None and self.busy.get(gpu, 0) > 0:
+            self.busy[gpu] -= 1
+
+
 class LocalBackend(Backend):
     name = "local"
     retries_after_node_failure = False  # the spool requeues a dead worker's job itself

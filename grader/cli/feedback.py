@@ -146,8 +146,11 @@ def render_detail(d: SubmissionDetail) -> None:
                           "compile the model)[/]")
     if f is not None and f.wall_seconds is not None:
         mem = f" · peak memory {f.peak_memory_mb:.0f} MB" if f.peak_memory_mb else ""
-        console.print(f"[dim]measured by grader: job {f.wall_seconds:.1f} s, training {f.fit_seconds or 0:.1f} s{mem}"
-                      "[/]")
+        limit = f" · limit {d.time_limit}" if d.time_limit else ""
+        console.print(Text(f"measured by grader: job {f.wall_seconds:.1f} s, training {f.fit_seconds or 0:.1f} s"
+                           f"{mem}{limit}", style="dim"))
+    elif d.time_limit:
+        console.print(Text(f"time limit {d.time_limit}", style="dim"))
     if r is not None:
         gpu = {k: v for k, v in r.gpu.items() if v and k != "tf_gpus"}
         if gpu or r.scheduler_job_id:

@@ -191,6 +191,13 @@ def result(db: Reader, submission_id: int) -> Row | None:
     return found[0] if found else None
 
 
+def job_spec(db: Reader, submission_id: int) -> dict[str, Any] | None:
+    """The coordinator's stored job spec (limits decided for this submission), parsed."""
+    found = db.rows("SELECT job_spec FROM submissions WHERE id = :sid", sid=submission_id)
+    value = loads(found[0][0]) if found else None
+    return value if isinstance(value, dict) else None
+
+
 def seed_runs(db: Reader, group_id: int) -> list[Row]:
     return db.rows("SELECT s.id, s.seed, s.state, r.public_accuracy, s.run_dir, s.cached_from FROM submissions s "
                    "LEFT JOIN results r ON r.submission_id = s.id WHERE s.parent_id = :gid ORDER BY s.seed",

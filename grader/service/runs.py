@@ -33,26 +33,37 @@ def isolation_policy(settings: Settings) -> IsolationPolicy:
                            scratch_mb=settings.job_scratch_mb, output_mb=settings.job_output_mb)
 
 
-def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None, settings: Settings,
-             *, inputs_dir: str, run_id: str, backend: str = "local") -> JobSpec:
-    """The coordinator's job spec: limits, isolation and training settings decided here, not by the job."""
+def training_epochs(info: SubmissionInfo, spec: ExerciseSpec, profile: str) -> int:
+    """Epochs grader trains for: the submission's TRAINING (read statically), clamped by the profile."""
     prof = spec.profile(profile)
-    epochs = info.training.get("epochs", prof.epochs or spec.training.epochs)
-    if prof.max_epochs is not None:
-        epochs = min(epochs, prof.max_epochs)
-    wall = prof.max_wall_seconds or spec.limits.max_wall_seconds
+    epochs = int(info.training.get("epochs", prof.epochs or spec.training.epochs))
+    return min(epochs, prof.max_epochs) if prof.max_epochs is not None else epochs
+
+
+def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None, settings: Settings,
+             *, inputs_dir: str, run_id: str, backend: str = "local", wall: tuple[int, str] | None = None) -> JobSpec:
+    """The coordinator's job spec: limits, isolation and training settings decided here, not by the job.
+
+    `wall` is a derived time limit and what it is based on (grader.service.limits); without it the
+    profile's or exercise's limit applies.
+    """
+    prof = spec.profile(profile)
+    epochs = training_epochs(info, spec, profile)
+    wall_seconds, basis = wall or (prof.max_wall_seconds or spec.limits.max_wall_seconds, None)
     return JobSpec(
         run_id=run_id, exercise=spec, spec_hash=spec.spec_hash(), profile_name=profile, profile=prof,
         seed=spec.seed if seed is None else seed, epochs=epochs,
         batch_size=info.training.get("batch_size", spec.training.batch_size), submission_sha256=info.sha256,
-        inputs_dir=inputs_dir, wall_seconds=wall, build_seconds=min(settings.build_seconds, wall),
+        inputs_dir=inputs_dir, wall_seconds=wall_seconds, wall_basis=basis,
+        build_seconds=min(settings.build_seconds, wall_seconds),
         memory_mb=spec.limits.memory_mb, isolation=isolation_policy(settings), grader_version=__version__,
         backend=backend,
     )
 
 
 def prepare_run(source: str, info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None,
-                settings: Settings, backend: str = "local", run_id: str | None = None) -> tuple[RunDir, JobSpec]:
+                settings: Settings, backend: str = "local", run_id: str | None = None,
+                wall: tuple[int, str] | None = None) -> tuple[RunDir, JobSpec]:
     """A run directory holding submission.py, and the job spec a backend will write as job.json."""
     from grader.datasets import prepare_inputs  # NumPy: only when preparing, never for reading progress
 
@@ -60,7 +71,8 @@ def prepare_run(source: str, info: SubmissionInfo, spec: ExerciseSpec, profile: 
     run_id = run_id or new_run_id()
     run = RunDir(settings.runs_dir / run_id).create()
     atomic_write_text(run.submission, source)
-    return run, job_spec(info, spec, profile, seed, settings, inputs_dir=str(inputs), run_id=run_id, backend=backend)
+    return run, job_spec(info, spec, profile, seed, settings, inputs_dir=str(inputs), run_id=run_id, backend=backend,
+                         wall=wall)
 
 
 def read_events(run: RunDir, offset: int) -> tuple[list[dict[str, Any]], int]:

@@ -69,6 +69,7 @@ class SubmissionDetail(BaseModel):
     spec_changed: bool = Field(default=False, description="The exercise file changed since this was graded.")
     seed_runs: list[SeedRun] = Field(default_factory=list)
     run_dir: str | None = Field(default=None, description="Instructors only.")
+    time_limit: str | None = Field(default=None, description="The job's time limit and what it is based on.")
 
 
 def _status_row(r: tuple[Any, ...], position: dict[int, int]) -> StatusRow:
@@ -113,6 +114,10 @@ def show(ctx: Context, actor: Actor, submission_id: int) -> SubmissionDetail:
     current = ctx.catalog.get(row.exercise).spec_hash() if row.exercise in ctx.catalog.names() else None
     detail = SubmissionDetail(status=row, spec_changed=current is not None and current != spec_hash,
                               seed_runs=seed_runs, run_dir=run_dir if actor.instructor else None)
+    job = reads.job_spec(ctx.reads, submission_id)
+    if job is not None and isinstance(job.get("wall_seconds"), int):
+        basis = job.get("wall_basis")
+        detail.time_limit = f"{job['wall_seconds']} s" + (f" ({basis})" if isinstance(basis, str) else "")
     stored = reads.result(ctx.reads, submission_id)
     if stored is not None:
         grade, metrics_raw, job_result, facts, notes = (loads(v) for v in stored)

@@ -20,8 +20,9 @@ from grader.results import cache_key
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
 from grader.service.grade import RegradeReport, apply_grade, copy_result, grade_stored, stored_run
+from grader.service.limits import wall_limit
 from grader.service.quota import quota_status
-from grader.service.runs import prepare_run
+from grader.service.runs import prepare_run, training_epochs
 from grader.service.seeds import refresh_group, seeds_for
 from grader.service.states import ACTIVE, CACHEABLE_REASONS, State
 from grader.specs.exercise import ExerciseSpec
@@ -140,7 +141,12 @@ def submit_job(ctx: Context, source: str, info: SubmissionInfo, spec: ExerciseSp
         sub_id = sub.id
     run_id = f"{sub_id:07d}-{secrets.token_hex(3)}"
     try:
-        run, job = prepare_run(source, info, spec, profile, seed, ctx.settings, backend=backend_name, run_id=run_id)
+        limit = None
+        if reference_name is None:  # references run under the exercise's limit: they are what limits derive from
+            derived = wall_limit(ctx, spec, profile, backend_name, training_epochs(info, spec, profile))
+            limit = (derived.seconds, derived.basis)
+        run, job = prepare_run(source, info, spec, profile, seed, ctx.settings, backend=backend_name, run_id=run_id,
+                               wall=limit)
         with session_scope(ctx.engine) as session:
             session.get_one(Submission, sub_id).job_spec = job.model_dump(mode="json")
         handle = ctx.backend(backend_name).submit(run, job)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,10 +21,10 @@ import time
 from pathlib import Path
 
 from grader.backends.base import write_job_json
-from grader.backends.local import LocalBackend, Spool
+from grader.backends.local import GpuSlots, LocalBackend, Spool
 from grader.entrypoints import supervisor_argv
 from grader.results import JobSpec
-from grader.rundir import RunDir
+from grader.rundir import RunDir, atomic_write_text
 from grader.service.context import Context
 from grader.service.reconcile import reconcile
 from grader.settings import Settings
@@ -44,8 +47,10 @@ class LocalRunner:
         backend = ctx.backend("local")
         assert isinstance(backend, LocalBackend)
         self.spool: Spool = backend.spool
-        self.max_jobs = ctx.settings.local_max_jobs
+        self.gpus = GpuSlots(ctx.settings.local_gpus, ctx.settings.local_jobs_per_gpu)
+        self.max_jobs = self.gpus.capacity or ctx.settings.local_max_jobs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.gpu_of: dict[str, str | None] = {}
 
     def reap(self) -> list[str]:
         """Finished entries (moved to done); cancel flags honoured on the way."""
@@ -58,6 +63,7 @@ class LocalRunner:
             if proc.poll() is not None:
                 entry = self.spool.finish(name, proc.returncode)
                 del self.running[name]
+                self.gpus.give(self.gpu_of.pop(name, None))
                 if entry is not None:
                     finished.append(entry.job_id)
         return finished
@@ -76,12 +82,25 @@ class LocalRunner:
                 log.error("queue entry %s cannot be started: %s", name, exc)
                 self.spool.finish(name, None)
                 continue
+            gpu = self.gpus.take()
+            env = dict(os.environ)
+            if gpu is not None:
+                env["CUDA_VISIBLE_DEVICES"] = gpu
+                _record_allocation(run, entry.job_id, gpu, self.gpus.busy[gpu])
             with (self.spool.root / "supervisors.log").open("ab") as err:
                 self.running[name] = subprocess.Popen(supervisor_argv(run.path), stdin=subprocess.DEVNULL,
-                                                      stdout=subprocess.DEVNULL, stderr=err,
+                                                      stdout=subprocess.DEVNULL, stderr=err, env=env,
                                                       preexec_fn=_die_with_parent)
+            self.gpu_of[name] = gpu
             started += 1
         return started
+
+
+def _record_allocation(run: RunDir, job_id: str, gpu: str, sharing: int) -> None:
+    """What this job was given, in the same file and shape a Slurm job's batch script writes."""
+    record = {"job_id": job_id, "node": socket.gethostname(), "gpus": gpu, "cuda_visible_devices": gpu,
+              "shards": "", "cpus": "", "mem_mb": "", "jobs_on_gpu": sharing}
+    atomic_write_text(run.allocation, json.dumps(record) + "\n")
 
 
 def run_worker(ctx: Context, *, idle_seconds: float | None = 5.0, stop: threading.Event | None = None) -> int:

@@ -60,6 +60,9 @@ class Integrity(_Strict):
                                   "content fails (labels are unchanged).")
 
 
+_ADDED_PROFILE_FIELDS = ("wall_seconds",)
+
+
 class Profile(_Strict):
     """A sizing of the exercise: `full` (canonical data) or `smoke` (bundled sample, 1-2 epochs)."""
 
@@ -67,7 +70,10 @@ class Profile(_Strict):
     train_per_class: int | None = Field(default=None, ge=1, description="Cap on training images per class.")
     test_per_class: int | None = Field(default=None, ge=1, description="Cap on held-out images per class.")
     max_epochs: int | None = Field(default=None, ge=1, description="Epochs are clamped to this (smoke runs).")
-    max_wall_seconds: int | None = Field(default=None, ge=10, description="Overrides the wall-clock limit.")
+    max_wall_seconds: int | None = Field(default=None, ge=10, description="Ceiling of the time limit in this "
+                                         "profile (overrides limits.max_wall_seconds); references run under it.")
+    wall_seconds: int | None = Field(default=None, ge=10, description="A fixed time limit for participants' jobs "
+                                     "in this profile, instead of the one derived from the measured references.")
     train_eval_size: int = Field(default=2000, ge=1, description="Training images predicted to measure the generalization gap.")
     seeds: int = Field(default=1, ge=1, le=10, description="Seeds each submission is trained under; the grade uses "
                        "their mean, and boards show mean ± std (one job per seed).")
@@ -160,6 +166,10 @@ class ExerciseSpec(_Strict):
 
     def spec_hash(self) -> str:
         """Digest of everything that affects a result (not title/description): part of the cache key."""
-        blob = json.dumps(self.model_dump(mode="json", exclude={"title", "description"}), sort_keys=True,
-                          separators=(",", ":"))
+        data = self.model_dump(mode="json", exclude={"title", "description"})
+        for profile in data["profiles"].values():
+            for name in _ADDED_PROFILE_FIELDS:  # left out while unset: adding a field keeps existing hashes
+                if profile.get(name) is None:
+                    profile.pop(name, None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -242,13 +242,15 @@ def _training(detail: SubmissionDetail) -> list[tuple[str, str]]:
 
 def _facts(detail: SubmissionDetail) -> list[tuple[str, str]]:
     f = detail.facts
+    limit = [("Time limit", detail.time_limit)]
     if f is None:
-        return []
+        return [(label, value) for label, value in limit if value is not None]
     rows: list[tuple[str, str | None]] = [
         ("Parameters (measured)", None if f.params is None else _commas(f.params)),
         ("Training time (measured)", None if f.fit_seconds is None else _secs(f.fit_seconds)),
         ("Total time", None if f.wall_seconds is None else _secs(f.wall_seconds)),
         ("Peak memory", None if f.peak_memory_mb is None else f"{f.peak_memory_mb:,.0f} MB"),
+        *limit,
     ]
     return [(label, value) for label, value in rows if value is not None]
 
