@@ -129,11 +129,12 @@ def serve(tmp_path: Path, db_url: str | None = None) -> Iterator[Server]:
     tokens["prof"] = prof
     assert {a["name"] for a in listed} == {"prof", "ann", "ben", "cat"}
     log = tmp_path / "serve.log"
-    proc = start(home, env, port, log)
+    srv = Server(url=f"http://127.0.0.1:{port}", home=home, env=env, proc=start(home, env, port, log), log=log,
+                 tokens=tokens)
     try:
-        yield Server(url=f"http://127.0.0.1:{port}", home=home, env=env, proc=proc, log=log, tokens=tokens)
+        yield srv
     finally:
-        stop(proc)
+        stop(srv.proc)  # the one running now: a test may have restarted it
 
 
 @pytest.fixture(scope="module")
