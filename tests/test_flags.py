@@ -103,14 +103,17 @@ def report(tmp_path: Path):  # -> FlagReport
         "copier_2": (RENAMED, 0.91, 0.92, arch(31)),
         "lookup": (LOOKUP % (list(range(10)) * 100,), 1.0, 0.11, arch(5)),
         "packer": (PACKED, 0.97, 0.98, arch(6)),
+        "memoriser": (HONEST % 24, 0.99, 0.99, arch(24)),  # a large fixed table inside the model
     }
+    frozen = {"memoriser": {"units": 200, "trainable_params": 7_850}}  # 159k weights, 7,850 of them trained
     for who, (src, acc, train, model) in people.items():
         receipt = submit_checked(ctx, INSTRUCTOR, src, check_source(src, "m.py", spec), "m.py", exercise="mnist",
                                  student=who)
         job_id, job, run_dir = job_of(ctx, receipt.submission_id)
         cnn = "Conv2D" in src
         finish_run(ctx, run_dir, job, accuracy=acc, train_accuracy=train, model_json=model,
-                   layer_types=["Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dropout", "Dense"] if cnn else ["Dense"])
+                   layer_types=["Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dropout", "Dense"] if cnn else ["Dense"],
+                   **frozen.get(who, {}))  # type: ignore[arg-type]
         fake.set(job_id, JobState.COMPLETED)
     for job_id, job in list(fake.started):  # the references: convolutional ones a bit below the honest models
         if fake.states[job_id].state is JobState.PENDING:
@@ -145,6 +148,9 @@ def test_cheats_are_flagged_with_evidence(report) -> None:  # type: ignore[no-un
     assert flagged["copier_1"] == flagged["copier_2"] == {FlagKind.DUPLICATE_CODE}
     evidence = {f.participant: f.evidence for f in report.flags if f.kind is FlagKind.DUPLICATE_CODE}
     assert "copier_2" in evidence["copier_1"] and "copier_1" in evidence["copier_2"]
+    assert flagged["memoriser"] == {FlagKind.FROZEN_WEIGHTS}
+    frozen = next(f for f in report.flags if f.participant == "memoriser")
+    assert "151,160 non-trainable weights (the references have at most 0;" in frozen.evidence, frozen.evidence
     lookup = next(f for f in report.flags if f.participant == "lookup" and f.kind is FlagKind.EMBEDDED_DATA)
     assert "1,000 characters/elements" in lookup.evidence and "line 5" in lookup.evidence
 

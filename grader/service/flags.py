@@ -13,6 +13,8 @@ What is measurable, and why each flag means something (docs/integrity.md explain
   - duplicate_architecture: the same layers and training settings as another participant's model,
     unless that is also a reference solution's (everyone sees those).
   - slow_build: build_model ran longer than training did (training outside grader's fit).
+  - frozen_weights: far more non-trainable weights than any reference has (batch normalisation's
+    statistics are a few thousand): a table of fixed values the model carries rather than learns.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from grader.untrusted import read_json
 
 UNPACKERS = {"base64", "zlib", "gzip", "lzma", "bz2", "pickle", "marshal", "codecs", "binascii", "urllib",
              "requests", "socket"}
+FROZEN_FLOOR = 20_000  # non-trainable weights below this are never flagged (BatchNorm of a big CNN: ~2k)
 _IGNORED_CONFIG = {"name", "trainable", "dtype", "seed", "build_config", "compile_config", "registered_name",
                    "module"}
 
@@ -52,6 +55,7 @@ class FlagKind(StrEnum):
     DUPLICATE_CODE = "duplicate_code"
     DUPLICATE_ARCHITECTURE = "duplicate_architecture"
     SLOW_BUILD = "slow_build"
+    FROZEN_WEIGHTS = "frozen_weights"
 
 
 class Flag(BaseModel):
@@ -75,6 +79,7 @@ class _Row(BaseModel):
     public: float | None
     train: float | None
     params: int | None
+    frozen: int | None  # measured weights minus the trainable ones the job reported
     layer_types: list[str]
     training: tuple[Any, ...]
     fingerprint: str | None
@@ -82,6 +87,13 @@ class _Row(BaseModel):
     run_dir: str | None
     build_seconds: float | None
     fit_seconds: float | None
+
+
+def _frozen(params: int | None, job_result: dict[str, Any]) -> int | None:
+    trainable = job_result.get("trainable_params")
+    if params is None or not isinstance(trainable, int):
+        return None
+    return max(0, params - trainable)
 
 
 def embedded_data(source: str, max_literal: int) -> str | None:
@@ -153,7 +165,8 @@ def flags(ctx: Context, actor: Actor, *, exercise: str, profile: str | None = No
     for sub, name, res in raw:
         jr, facts = res.job_result or {}, res.facts or {}
         rows.append(_Row(id=sub.id, participant=name, reference=sub.reference_name, public=res.public_accuracy,
-                         train=res.train_accuracy, params=res.params, layer_types=list(jr.get("layer_types") or []),
+                         train=res.train_accuracy, params=res.params, frozen=_frozen(res.params, jr),
+                         layer_types=list(jr.get("layer_types") or []),
                          training=(jr.get("epochs"), jr.get("batch_size"), jr.get("optimizer"), jr.get("learning_rate")),
                          fingerprint=sub.code_fingerprint, stored_path=sub.stored_path, run_dir=sub.run_dir,
                          build_seconds=facts.get("build_seconds"), fit_seconds=facts.get("fit_seconds")))
@@ -163,6 +176,8 @@ def flags(ctx: Context, actor: Actor, *, exercise: str, profile: str | None = No
     best_conv = max((r.public or 0.0 for r in refs if any(t in CONV_LAYERS for t in r.layer_types)), default=None)
     best_ref = max((r.public or 0.0 for r in refs), default=None)
     smallest_ref = min((r.params for r in refs if r.params), default=None)
+    ref_frozen = max((r.frozen or 0 for r in refs), default=0)
+    frozen_limit = max(FROZEN_FLOOR, 4 * ref_frozen)
     ref_archs = {a for r in refs if (a := _arch(r.run_dir))}
     ref_code = {r.fingerprint for r in refs if r.fingerprint}
 
@@ -192,6 +207,9 @@ def flags(ctx: Context, actor: Actor, *, exercise: str, profile: str | None = No
         evidence = embedded_data(source, spec.integrity.max_literal)
         if evidence:
             add(r, FlagKind.EMBEDDED_DATA, evidence)
+        if r.frozen is not None and r.frozen > frozen_limit:
+            add(r, FlagKind.FROZEN_WEIGHTS, f"{r.frozen:,} non-trainable weights (the references have at most "
+                f"{ref_frozen:,}; flagged above {frozen_limit:,}): fixed values carried by the model, not learned")
         if r.build_seconds and r.fit_seconds and r.build_seconds > 10 and r.build_seconds > r.fit_seconds:
             add(r, FlagKind.SLOW_BUILD, f"build_model ran {r.build_seconds:.0f} s, training {r.fit_seconds:.0f} s")
     by_code: dict[str, list[_Row]] = defaultdict(list)
