@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import inspect
 import io
 import math
@@ -198,6 +199,60 @@ def check_structure(build_model: Callable[..., Any], *, exercise: str, require: 
     if problems:
         raise AssertionError("\n".join(f"- {p}" for p in problems))
     print(f"Structure OK: {count:,} parameters; layers: {', '.join(layer_names)}")
+
+
+def check_augment(augment: Callable[..., Any], *, exercise: str, tries: int = 8,
+                  settings: Settings | None = None) -> None:
+    """Run `augment(image, label)` the way the job does (a tf.data map over 28x28x1 images in [0, 1]).
+
+    Checks the contract before the slow check trains with it: it returns `(image, label)`, keeps the
+    shape and the label, changes the image at least once in `tries` calls, and never mirrors it (a
+    mirrored hand sign can be another letter).
+
+    Raises:
+        AssertionError: one line of advice per problem.
+    """
+    import numpy as np
+
+    spec = _spec(exercise, settings or Settings())
+    if not callable(augment):
+        raise AssertionError("augment is not a function: define `def augment(image, label):` returning (image, label)")
+    h, w, c = spec.input_shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.clip(((xx + 2 * yy) / (w + 2 * h)) + (np.abs(xx - w // 3) < 3) * 0.5, 0, 1)  # an asymmetric picture
+    images = np.repeat(image.astype("float32").reshape(1, h, w, c), tries, axis=0)
+    labels = np.arange(tries, dtype="int64") % spec.labels.num_outputs
+    # The participant's cells imported Keras, so TensorFlow is loaded; grader.notebook never imports it itself.
+    tf = sys.modules.get("tensorflow") or importlib.import_module("tensorflow")
+    with _quiet() as notes:
+        try:
+            out = list(tf.data.Dataset.from_tensor_slices((images, labels)).map(augment).as_numpy_iterator())
+        except Exception as exc:
+            raise AssertionError(f"augment(image, label) failed inside tf.data, as grader's job calls it: "
+                                 f"{type(exc).__name__}: {str(exc)[:600]} (use TensorFlow or Keras operations, "
+                                 "not NumPy, on the image)") from None
+    problems: list[str] = []
+    shapes = {np.shape(item[0]) if isinstance(item, tuple) and len(item) == 2 else None for item in out}
+    if None in shapes:
+        problems.append("augment must return two things, `return image, label`")
+    elif shapes != {(h, w, c)}:
+        problems.append(f"augment returned images of shape {sorted(map(str, shapes))}; keep {(h, w, c)}")
+    else:
+        if any(int(np.asarray(lab)) != int(want) for (_, lab), want in zip(out, labels, strict=True)):
+            problems.append("augment changed a label: return the label it was given")
+        pictures = [np.asarray(img, dtype="float32") for img, _ in out]
+        if all(np.allclose(p, images[0], atol=1e-3) for p in pictures):
+            problems.append(f"augment returned the image unchanged in all {tries} calls: apply random rotations, "
+                            "zoom or shifts (layers.RandomRotation/RandomZoom/RandomTranslation with training=True)")
+        if any(np.allclose(p, images[0][:, ::-1], atol=0.05) for p in pictures):
+            problems.append("augment mirrored the image: a mirrored hand sign can be another letter; leave flips out")
+        if any(p.max() > 1.5 or p.min() < -0.5 for p in pictures):
+            problems.append("augment changed the pixel range: images come in [0, 1] and should stay there")
+    for note in notes:
+        print(f"note: {note}")
+    if problems:
+        raise AssertionError("\n".join(f"- {p}" for p in problems))
+    print(f"augment OK: {tries} images, shape {(h, w, c)}, labels kept")
 
 
 def _problems(model: Any, spec: ExerciseSpec, require: Sequence[str], max_params: int) -> list[str]:

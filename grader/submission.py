@@ -135,11 +135,41 @@ def _literal(node: ast.expr) -> bool:
     return True
 
 
+def _constant(node: ast.expr) -> bool:
+    """A literal, or arithmetic on literals (`10 / 360`): no name is looked up, nothing is called."""
+    if isinstance(node, ast.UnaryOp | ast.BinOp):
+        return all(_constant(n) for n in ast.iter_child_nodes(node) if isinstance(n, ast.expr))
+    return _literal(node)
+
+
+def _layer_object(node: ast.expr) -> bool:
+    """`layers.RandomRotation(0.1, seed=1)` or `keras.layers.X(...)` with constant settings only.
+
+    Kept so that `augment` can use random layers built once at module level; building a layer
+    from constants loads no data and trains nothing.
+    """
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    chain: list[str] = []
+    while isinstance(func, ast.Attribute):
+        chain.insert(0, func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return False
+    chain.insert(0, func.id)
+    if len(chain) < 2 or chain[-2] != "layers" or chain[0] not in {"layers", "keras", "tf"}:
+        return False
+    return all(_constant(a) for a in node.args) and all(k.arg is not None and _constant(k.value)
+                                                        for k in node.keywords)
+
+
 def _keep(node: ast.stmt) -> bool:
     if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return True
     if isinstance(node, ast.Assign):
-        return all(isinstance(t, ast.Name) for t in node.targets) and _literal(node.value)
+        return all(isinstance(t, ast.Name) for t in node.targets) and (_literal(node.value)
+                                                                       or _layer_object(node.value))
     if isinstance(node, ast.AnnAssign):
         return isinstance(node.target, ast.Name) and node.value is not None and _literal(node.value)
     return False
@@ -154,7 +184,7 @@ def _strip_ipython(src: str) -> str:
 
 
 def cells_to_module(cells: list[str]) -> tuple[str, list[str]]:
-    """Keep only imports, defs, classes and literal assignments: importing the result never trains.
+    """Keep only imports, defs, classes, literal assignments and layer objects: importing the result never trains.
 
     Returns the module source and warnings for cells that could not be parsed.
     """

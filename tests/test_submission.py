@@ -297,3 +297,22 @@ def test_store_keeps_non_ascii_source_exact(tmp_path: Path) -> None:
     path = store_source(src, tmp_path)
     assert path.read_bytes() == src.encode("utf-8")
     assert path.stem == hashlib.sha256(src.encode("utf-8")).hexdigest()
+
+
+def test_notebook_keeps_layer_objects_built_from_constants_and_nothing_that_computes() -> None:
+    """augment() may use random layers built once at module level (the ASL notebook does)."""
+    from grader.submission import cells_to_module
+
+    source, _ = cells_to_module([
+        "import keras\nfrom keras import layers",
+        "_ROTATE = layers.RandomRotation(10 / 360, fill_mode='nearest', seed=1)\n"
+        "_ZOOM = keras.layers.RandomZoom(-0.1, seed=2)\n"
+        "wide = layers.Dense(len(open('/etc/passwd').read()))\n"
+        "by_name = layers.Dense(units)\n"
+        "model = keras.Sequential([layers.Dense(3)])\n"
+        "other = np.layers.Dense(3)\n"
+        "history = model.fit(x, y)",
+    ])
+    assigned = {t.id for n in ast.parse(source).body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    assert assigned == {"_ROTATE", "_ZOOM"}
