@@ -111,8 +111,10 @@ def main() -> int:
         else:
             print(f"timing {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_")}  # embedded mode, no server
-        env.update({"GRADER_HOME": str(home), "GRADER_COURSE_DIR": str(REPO), "COLUMNS": "200",
+        env = {k: v for k, v in os.environ.items()  # embedded mode, no server; .pyc cached as when installed
+               if not k.startswith("GRADER_") and k != "PYTHONDONTWRITEBYTECODE"}
+        env.update({"PYTHONPYCACHEPREFIX": str(home / "pycache"),
+                    "GRADER_HOME": str(home), "GRADER_COURSE_DIR": str(REPO), "COLUMNS": "200",
                     "GRADER_CONFIG": str(home / "no-config.toml"), "GRADER_CREDENTIALS": str(home / "no-credentials")})
         grader = str(Path(sys.executable).with_name("grader"))
         cmd = [grader, "leaderboard", "-e", args.exercise, "--profile", args.profile]

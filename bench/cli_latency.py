@@ -1,0 +1,197 @@
+"""Benchmark: whole-process wall time of the read commands in embedded mode, against 10,000 submissions.
+
+Each command is a fresh `grader` process (`time.perf_counter` around `subprocess.run`), as a participant
+types it: interpreter start-up, imports, settings, the database read and the rich output. The commands
+alternate round-robin for --rounds rounds (the start rotates each round), after one untimed warm-up run
+of each that also checks its exit code. `python -c pass` is timed alongside as the floor no command can
+go under. Beside wall time it prints each process's CPU time (user + sys, from getrusage), which a
+loaded machine inflates much less than wall time.
+
+The state folder is filled by bench/fill_db.py (default 10,000 submissions from 200 participants over 3
+exercises). The environment is embedded mode: no GRADER_* variable of the caller's, no server, no saved
+credentials; GRADER_HOME, GRADER_COURSE_DIR (this repository), GRADER_CONFIG (a file that does not exist),
+and the participant as the local user (LOGNAME/USER, which `getpass.getuser()` reads) with
+GRADER_INSTRUCTORS=prof so that they are a participant, not the instructor (--instructor: they are).
+Bytecode is cached as in an installed package: PYTHONDONTWRITEBYTECODE is dropped and the .pyc files go
+to HOME/pycache (PYTHONPYCACHEPREFIX), written by the warm-up run; without that, every run compiles
+grader's own modules again (about 90 ms).
+
+    .venv/bin/python bench/cli_latency.py                      # fill a temporary home, 15 rounds
+    .venv/bin/python bench/cli_latency.py --home /tmp/cli10k   # keep the home; later: --reuse
+    .venv/bin/python bench/cli_latency.py --home /tmp/cli10k --reuse --importtime
+    .venv/bin/python bench/cli_latency.py --home /tmp/cli10k --reuse --rounds 0 --importtime leaderboard
+
+--importtime [COMMAND] also runs that command (default: status) under `python -X importtime` a few
+times and prints the 10 imports with the largest cumulative time (median over the runs), so that a
+start-up regression shows where it comes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+TARGET_S = 0.3
+
+
+def grader_argv() -> list[str]:
+    script = Path(sys.executable).with_name("grader")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "grader"]
+
+
+def embedded_env(home: Path, participant: str, instructor: bool) -> dict[str, str]:
+    """Embedded mode as a participant's shell has it, with bytecode cached as an installed package has it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"PYTHONPYCACHEPREFIX": str(home / "pycache"),
+                "GRADER_HOME": str(home), "GRADER_COURSE_DIR": str(REPO), "GRADER_CONFIG": str(home / "none.toml"),
+                "GRADER_CREDENTIALS": str(home / "none-credentials.json"), "XDG_CONFIG_HOME": str(home / "none-xdg"),
+                "LOGNAME": participant, "USER": participant, "COLUMNS": "160"})
+    if not instructor:
+        env["GRADER_INSTRUCTORS"] = "prof"
+    return env
+
+
+def latest_done(db: Path, participant: str) -> int:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT max(s.id) FROM submissions s JOIN participants p ON p.id = s.participant_id "
+                          "WHERE p.name = ? AND s.state = 'done'", (participant,)).fetchone()
+    finally:
+        con.close()
+    if row is None or row[0] is None:
+        sys.exit(f"{participant} has no done submission in {db}: pick another --participant")
+    return int(row[0])
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def importtime(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> list[tuple[str, float, float]]:
+    """(module, median cumulative ms, median self ms), largest cumulative first."""
+    cumulative: dict[str, list[float]] = {}
+    own: dict[str, list[float]] = {}
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, cwd=cwd, capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            sys.exit(f"{argv} exited {proc.returncode}: {proc.stderr[-2000:]}")
+        for line in proc.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, cum_us, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+            cumulative.setdefault(name, []).append(int(cum_us) / 1000)
+            own.setdefault(name, []).append(int(self_us) / 1000)
+    rows = [(name, statistics.median(c), statistics.median(own[name])) for name, c in cumulative.items()]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=15, help="timed runs of each command, alternated round-robin")
+    ap.add_argument("--submissions", type=int, default=10_000)
+    ap.add_argument("--participants", type=int, default=200)
+    ap.add_argument("--participant", default="student00001", help="the local user running the commands")
+    ap.add_argument("--instructor", action="store_true", help="run as the instructor (default: a participant)")
+    ap.add_argument("--exercise", default="fashion_mnist")
+    ap.add_argument("--home", type=Path, default=None, help="state folder (default: a temporary one, removed)")
+    ap.add_argument("--reuse", action="store_true", help="use the database already in --home (no fill)")
+    ap.add_argument("--importtime", nargs="?", const="status", default=None, metavar="COMMAND",
+                    help="also show the 10 slowest imports (cumulative) of COMMAND (default: status)")
+    ap.add_argument("--importtime-runs", type=int, default=5)
+    args = ap.parse_args()
+
+    from fill_db import check_rows, count, fill
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="grader-cli-bench-"))
+    db = home / "grader.db"
+    if db.exists() and not args.reuse:
+        sys.exit(f"{db} exists: pick an empty --home, or use it with --reuse")
+    if args.reuse and not db.exists():
+        sys.exit(f"--reuse: {db} does not exist")
+    try:
+        if not args.reuse:
+            filled = fill(home, args.submissions, args.participants, quiet=True)
+            print(f"filled {db}: {filled['submissions']:,} submissions, {args.participants:,} participants, "
+                  f"{filled['fill_seconds']:.1f}s, {db.stat().st_size / 1e6:.1f} MB; {check_rows(db)} rows checked")
+        else:
+            print(f"using {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
+        env = embedded_env(home, args.participant, args.instructor)
+        sid = latest_done(db, args.participant)
+        grader = grader_argv()
+        commands = {
+            "python -c pass (floor)": [sys.executable, "-c", "pass"],
+            "grader --help": [*grader, "--help"],
+            "grader status": [*grader, "status"],
+            f"grader show {sid}": [*grader, "show", str(sid)],
+            f"grader leaderboard -e {args.exercise}": [*grader, "leaderboard", "-e", args.exercise],
+            "grader exercises list": [*grader, "exercises", "list"],
+        }
+        load_before = os.getloadavg()
+        print(f"{os.cpu_count()} cores, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
+              f"as {args.participant} ({'instructor' if args.instructor else 'participant'}), embedded mode")
+        for name, argv in commands.items():  # warm-up (page cache, .pyc) and a check that each one works
+            proc = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        names = list(commands)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t = time.perf_counter()
+                subprocess.run(commands[name], env=env, cwd=home, capture_output=True, check=True)
+                times[name].append(time.perf_counter() - t)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this one child's CPU: less load-sensitive
+                cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if args.rounds:
+            load_after = os.getloadavg()
+            print(f"\n{args.rounds} rounds; load average afterwards {load_after[0]:.2f} {load_after[1]:.2f} "
+                  f"{load_after[2]:.2f}")
+            width = max(len(n) for n in names)
+            print(f"{'command':<{width}}  {'median':>8}  {'p90':>8}  {'min':>8}  {'cpu med':>8}  "
+                  f"< {TARGET_S:g} s (median)")
+            for name in names:
+                t = times[name]
+                med = statistics.median(t)
+                verdict = "" if name.startswith("python") else ("yes" if med < TARGET_S else "NO")
+                print(f"{name:<{width}}  {med * 1000:6.0f}ms  {p90(t) * 1000:6.0f}ms  {min(t) * 1000:6.0f}ms  "
+                      f"{statistics.median(cpu[name]) * 1000:6.0f}ms  {verdict}")
+        if args.importtime:
+            argv = {"status": ["status"], "show": ["show", str(sid)], "help": ["--help"],
+                    "leaderboard": ["leaderboard", "-e", args.exercise], "exercises": ["exercises", "list"]}.get(
+                        args.importtime, args.importtime.split())
+            script = grader[-1] if len(grader) == 1 else None
+            run_argv = [script, *argv] if script else ["-m", "grader", *argv]
+            rows = importtime(run_argv, env, home, args.importtime_runs)
+            print(f"\n`python -X importtime grader {' '.join(argv)}`: 10 largest cumulative imports, median of "
+                  f"{args.importtime_runs} runs (ms)")
+            print(f"{'cumulative':>10}  {'self':>7}  module")
+            for name, cum, own in rows[:10]:
+                print(f"{cum:10.1f}  {own:7.1f}  {name}")
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            print(f"home kept at {home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
