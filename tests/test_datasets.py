@@ -33,6 +33,7 @@ from grader.datasets import (
     heldout_labels,
     import_dataset,
     load_arrays,
+    perturb,
     prepare_inputs,
     public_mask,
     read_any,
@@ -477,3 +478,30 @@ def test_split_seed_changes_the_split() -> None:
     spec = CATALOG.get("mnist")
     other = spec.model_copy(update={"heldout": spec.heldout.model_copy(update={"split_seed": 1})})
     assert not np.array_equal(public_mask(500, spec), public_mask(500, other))
+
+
+def test_perturbation_changes_every_heldout_image_and_follows_the_secret() -> None:
+    with np.load(SAMPLES_DIR / "mnist.npz") as f:
+        images = f["x_test"][:300]
+    images[0] = 0  # a blank image: noise rounds away on most pixels, yet it must change too
+    noisy = perturb(images, b"secret-1")
+    assert noisy.dtype == images.dtype and noisy.shape == images.shape
+    assert not (noisy == images).reshape(len(images), -1).all(axis=1).any()  # no image equals its original
+    assert np.abs(noisy.astype(int) - images).mean() < 4  # light: a few grey levels
+    assert np.array_equal(noisy, perturb(images, b"secret-1"))  # the same secret, the same images
+    assert not np.array_equal(noisy, perturb(images, b"secret-2"))
+    shifted = perturb(images, b"secret-1", shift=True)
+    moved = [i for i in range(1, 50) if np.abs(shifted[i].astype(int) - images[i]).mean() > 8]
+    assert len(moved) > 40  # a one-pixel move shows on (almost) every digit
+
+
+def test_perturbed_inputs_keep_the_answer_key(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", course_dir=Path(__file__).resolve().parents[1])
+    spec = ExerciseCatalog(settings.resolved_course_dir).get("mnist")
+    guarded = spec.model_copy(update={"integrity": spec.integrity.model_copy(update={"perturb_heldout": True})})
+    plain_dir, guarded_dir = prepare_inputs(spec, "smoke", settings), prepare_inputs(guarded, "smoke", settings)
+    plain, perturbed = np.load(plain_dir / INPUT_X_HELDOUT), np.load(guarded_dir / INPUT_X_HELDOUT)
+    assert plain.shape == perturbed.shape and not np.array_equal(plain, perturbed)
+    assert np.array_equal(heldout_labels(spec, "smoke", settings).labels,
+                          heldout_labels(guarded, "smoke", settings).labels)
+    assert guarded.spec_hash() != spec.spec_hash()  # turning the guard on re-measures the references

@@ -55,12 +55,15 @@ class Integrity(_Strict):
                            "split; a score above it is flagged as implausible.")
     max_literal: int = Field(default=300, ge=10, description="Characters (or elements) of one constant in a "
                              "submission above which it is flagged as embedded data.")
-    perturb_heldout: bool = Field(default=False, description="Shift each held-out image by one pixel and add light "
-                                  "noise, seeded by a secret of the coordinator, so looking public test images up by "
-                                  "content fails (labels are unchanged).")
+    perturb_heldout: bool = Field(default=False, description="Add light noise (4 grey levels) to each held-out "
+                                  "image, seeded by a secret of the coordinator: no held-out image then equals its "
+                                  "public original, so looking test images up by content fails (labels unchanged).")
+    perturb_shift: bool = Field(default=False, description="With perturb_heldout, also shift each held-out image by "
+                                "one pixel in a secret direction: near-duplicate lookups fail too, but models "
+                                "without shift invariance lose several points (docs/validation.md).")
 
 
-_ADDED_PROFILE_FIELDS = ("wall_seconds",)
+_ADDED_PROFILE_FIELDS = ("wall_seconds", "max_batch_size")
 
 
 class Profile(_Strict):
@@ -79,6 +82,8 @@ class Profile(_Strict):
                        "their mean, and boards show mean ± std (one job per seed).")
     epochs: int | None = Field(default=None, ge=1, description="Epochs for submissions that do not choose "
                                "(overrides the exercise's training.epochs in this profile).")
+    max_batch_size: int | None = Field(default=None, ge=1, description="Batch sizes are clamped to this (smoke "
+                                       "runs: on a small sample a large batch leaves too few optimizer steps).")
 
 
 class Labels(_Strict):
@@ -171,5 +176,7 @@ class ExerciseSpec(_Strict):
             for name in _ADDED_PROFILE_FIELDS:  # left out while unset: adding a field keeps existing hashes
                 if profile.get(name) is None:
                     profile.pop(name, None)
+        if not data["integrity"].get("perturb_shift"):
+            data["integrity"].pop("perturb_shift", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
