@@ -296,9 +296,10 @@ def test_samples_are_small_and_stratified(name: str) -> None:
         assert set(np.unique(s.y_test)) == set(range(25)) - {9}
 
 
-def test_samples_stay_well_under_two_megabytes() -> None:
+def test_samples_stay_well_under_ten_megabytes() -> None:
+    """The wheel carries them; about 10 MB is the budget for a smoke profile that ranks truthfully."""
     total = sum((SAMPLES_DIR / f"{name}.npz").stat().st_size for name in DATASETS)
-    assert total < 1_900_000, f"the bundled samples take {total} bytes; the package promises well under 2 MB"
+    assert total < 5_000_000, f"the bundled samples take {total:,} bytes; keep them well under 10 MB"
 
 
 # --- list / verify ---------------------------------------------------------------------------

@@ -307,7 +307,7 @@ def test_quick_start_submit_wait_then_leaderboard(tmp_path: Path) -> None:
     references = [f"{name} (reference)" for name in ["baseline", *others]]
     assert set(rows) == {"ada", *references}
     ada = rows["ada"]
-    assert ada["rank"] == "1" and ada["subs"] == "1" and ada["epochs"] == "2"
+    assert ada["rank"] == "1" and ada["subs"] == "1" and ada["epochs"] == "1"
     assert re.fullmatch(r"\d+\.\d%", ada["public acc"]) and re.fullmatch(r"[+-]\d+\.\d%", ada["Δ base"])
     for name in references:
         ref = rows[name]

@@ -153,9 +153,11 @@ def read_training(module: Any, job: JobSpec) -> Training:
     epochs = job.epochs or chosen.get("epochs", job.exercise.training.epochs)
     if job.profile.max_epochs is not None:
         epochs = min(epochs, job.profile.max_epochs)
+    batch_size = job.batch_size or chosen.get("batch_size", job.exercise.training.batch_size)
+    if job.profile.max_batch_size is not None:
+        batch_size = min(batch_size, job.profile.max_batch_size)
     augment = getattr(module, "augment", None)
-    return Training(epochs=epochs, batch_size=job.batch_size or chosen.get("batch_size", job.exercise.training.batch_size),
-                    augment=augment if callable(augment) else None)
+    return Training(epochs=epochs, batch_size=batch_size, augment=augment if callable(augment) else None)
 
 
 def _layer_types(model: Any, depth: int = 0) -> list[str]:

@@ -40,6 +40,13 @@ def training_epochs(info: SubmissionInfo, spec: ExerciseSpec, profile: str) -> i
     return min(epochs, prof.max_epochs) if prof.max_epochs is not None else epochs
 
 
+def training_batch_size(info: SubmissionInfo, spec: ExerciseSpec, profile: str) -> int:
+    """Batch size grader trains with: the submission's TRAINING (read statically), clamped by the profile."""
+    prof = spec.profile(profile)
+    batch_size = int(info.training.get("batch_size", spec.training.batch_size))
+    return min(batch_size, prof.max_batch_size) if prof.max_batch_size is not None else batch_size
+
+
 def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None, settings: Settings,
              *, inputs_dir: str, run_id: str, backend: str = "local", wall: tuple[int, str] | None = None) -> JobSpec:
     """The coordinator's job spec: limits, isolation and training settings decided here, not by the job.
@@ -53,7 +60,7 @@ def job_spec(info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int |
     return JobSpec(
         run_id=run_id, exercise=spec, spec_hash=spec.spec_hash(), profile_name=profile, profile=prof,
         seed=spec.seed if seed is None else seed, epochs=epochs,
-        batch_size=info.training.get("batch_size", spec.training.batch_size), submission_sha256=info.sha256,
+        batch_size=training_batch_size(info, spec, profile), submission_sha256=info.sha256,
         inputs_dir=inputs_dir, wall_seconds=wall_seconds, wall_basis=basis,
         build_seconds=min(settings.build_seconds, wall_seconds),
         memory_mb=spec.limits.memory_mb, isolation=isolation_policy(settings), grader_version=__version__,
