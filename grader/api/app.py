@@ -29,6 +29,7 @@ def create_app(ctx: Context, *, background: bool = True, loop_seconds: float = 2
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = 200  # SSE streams hold a thread each
+        ctx.reads  # noqa: B018  (the read side once, before request threads race to create it)
         thread = None
         if background:
             thread = threading.Thread(target=_loop, args=(ctx, stop, loop_seconds), name="grader-loop", daemon=True)
@@ -39,6 +40,7 @@ def create_app(ctx: Context, *, background: bool = True, loop_seconds: float = 2
             stop.set()
             if thread is not None:
                 thread.join(timeout=10)
+            ctx.close()  # the read connections
 
     app = FastAPI(title="grader", version=__version__, lifespan=lifespan,
                   description="The coordinator of a class: submissions, feedback, leaderboards.")

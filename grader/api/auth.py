@@ -22,6 +22,11 @@ def context(request: Request) -> Context:
     return ctx
 
 
+async def app_context(request: Request) -> Context:
+    """`context` as a route dependency: async, so FastAPI answers it on the event loop, not in a worker thread."""
+    return context(request)
+
+
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")

@@ -162,20 +162,25 @@ def board_page(request: Request, exercise: str, private: bool = False, top: int 
         return who
     ctx = context(request)
     try:
-        board = request.app.state.boards.get(ctx, who, exercise=exercise, profile=None, private=private, top=None)
+        entry = request.app.state.boards.entry(ctx, who, exercise=exercise, profile=None, private=private, top=None)
     except GraderError as exc:
         return _error(request, exc)
     query = f"?private={str(private).lower()}" + (f"&top={top}" if top else "")
-    return _page(request, pages.leaderboard_page(board, live_url=f"/leaderboard/{exercise}/table{query}", top=top))
+    live_url = f"/leaderboard/{exercise}/table{query}"
+    # the page is the same for every reader of this board (grader.api.boards): rendered once per version
+    html = entry.rendered(("page", live_url, top), lambda board: pages.leaderboard_page(board, live_url=live_url,
+                                                                                           top=top))
+    return _page(request, html)
 
 
 @router.get("/leaderboard/{exercise}/table", response_class=HTMLResponse)
 def board_table(request: Request, exercise: str, private: bool = False, top: int | None = None) -> Response:
     """The live fragment the projector page polls (just the table)."""
     who = actor(request)
-    board = request.app.state.boards.get(context(request), who, exercise=exercise, profile=None, private=private,
-                                         top=None)
-    return HTMLResponse(pages.leaderboard_table(board, top=top), headers={"Cache-Control": "no-store"})
+    entry = request.app.state.boards.entry(context(request), who, exercise=exercise, profile=None, private=private,
+                                           top=None)
+    html = entry.rendered(("table", top), lambda board: pages.leaderboard_table(board, top=top))
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/class/{exercise}", response_class=HTMLResponse)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 READ_ONLY = "grader_read_only"  # execution option: a deferred (read) transaction on SQLite, see grader.db.engine
-HEAD = "0002"  # tests/test_migrations.py checks that this is the head of grader/db/alembic/versions
+HEAD = "0003"  # tests/test_migrations.py checks that this is the head of grader/db/alembic/versions
 SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 

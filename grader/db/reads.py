@@ -2,9 +2,9 @@
 
 Why not the ORM here: importing SQLAlchemy costs about 0.3 s, more than the whole budget of a read
 command (issue: a CLI that answers at once), and a class refreshing the leaderboard wants the
-cheapest path too. On SQLite these statements run on the standard library's sqlite3 with a read-only
-connection (it cannot write, and in WAL mode never waits for a writer); on any other database they
-run through SQLAlchemy with the same text. The schema is SQLAlchemy's (grader.db.models, Alembic);
+cheapest path too. On SQLite these statements run on the standard library's sqlite3 with read-only
+connections, one per statement in flight (they cannot write, and in WAL mode never wait for a writer);
+on any other database they run through SQLAlchemy with the same text. The schema is SQLAlchemy's (grader.db.models, Alembic);
 tests run these statements on SQLite and PostgreSQL.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,20 +25,39 @@ Row = tuple[Any, ...]
 
 
 class Reader:
-    """A read-only connection: `rows(sql, **params)` with `:name` parameters."""
+    """Read-only connections shared by the threads of a process: `rows(sql, **params)` with `:name` parameters.
 
-    def __init__(self, url: str) -> None:
+    On SQLite a pool of sqlite3 connections (opened read-only, `query_only` on): each statement borrows
+    one for its run, opening a new one when none is idle, so the threads of a server read side by side
+    (sqlite3 releases the GIL while SQLite works) and never queue for a connection; at most `keep` idle
+    ones are kept. A connection is only ever used by one thread at a time, which is what
+    `check_same_thread` protects; it is off because the borrowing thread need not be the one that opened
+    it (the server's thread pool starts and ends threads as it likes). `close()` closes the idle
+    connections and those in use as they come back; a later statement opens fresh ones. Elsewhere an
+    SQLAlchemy engine with a pool of a quarter of that (16 + 16 overflow), the database's connections being
+    scarcer.
+    """
+
+    def __init__(self, url: str, *, keep: int = 64) -> None:
         self.url = url
-        self._sqlite: sqlite3.Connection | None = None
+        self.sqlite = url.startswith("sqlite:///")
+        self._path = url.removeprefix("sqlite:///")
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._idle: list[tuple[int, sqlite3.Connection]] = []
+        self._generation = 0  # raised by close(): connections of an older generation are closed when returned
         self._engine: Any = None
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///")
-            self._sqlite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-            self._sqlite.execute("PRAGMA query_only = ON")
+        if self.sqlite:
+            self._idle.append((0, self._open()))  # the first one now: a missing file fails here, as callers expect
         else:
             from sqlalchemy import create_engine
 
-            self._engine = create_engine(url, pool_pre_ping=True)
+            self._engine = create_engine(url, pool_pre_ping=True, pool_size=keep // 4, max_overflow=keep // 4)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
     def current(self) -> bool:
         """The schema is at HEAD (else the caller opens it for writing once, which migrates)."""
@@ -48,18 +68,42 @@ class Reader:
         return bool(found) and found[0][0] == HEAD
 
     def rows(self, sql: str, **params: Any) -> list[Row]:
-        if self._sqlite is not None:
-            return [tuple(r) for r in self._sqlite.execute(sql, params).fetchall()]
-        from sqlalchemy import text
+        if not self.sqlite:
+            from sqlalchemy import text
 
-        with self._engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), params).all()]
+            with self._engine.connect() as engine_conn:
+                return [tuple(r) for r in engine_conn.execute(text(sql), params).all()]
+        with self._lock:
+            generation, conn = self._idle.pop() if self._idle else (self._generation, None)
+        if conn is None:
+            conn = self._open()
+        try:
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]  # fetched to the end: no read stays open
+        finally:
+            with self._lock:
+                keep = generation == self._generation and len(self._idle) < self._keep
+                if keep:
+                    self._idle.append((generation, conn))
+            if not keep:
+                conn.close()
 
     def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
+        with self._lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for _, conn in idle:
+            conn.close()
         if self._engine is not None:
             self._engine.dispose()
+
+
+def board_version(db: Reader) -> int:
+    """A number that grows with every committed change to submissions, results or participants (schema 0003).
+
+    Kept by the database's own triggers, whoever writes; one row read, whatever the size of the tables.
+    """
+    found = db.rows("SELECT version FROM board_version WHERE id = 1")
+    return int(found[0][0]) if found else 0
 
 
 def when(value: Any) -> datetime | None:
@@ -212,5 +256,5 @@ def quota_counts(db: Reader, participant: str, exercise: str, since: datetime) -
         "SELECT count(*), min(s.created_at) FROM submissions s JOIN participants p ON p.id = s.participant_id "
         "WHERE p.name = :p AND s.exercise = :e AND s.reference_name IS NULL AND s.counts_for_quota = :yes "
         "AND s.parent_id IS NULL AND s.created_at >= :since", p=participant, e=exercise, yes=True,
-        since=stamp(since) if db._sqlite is not None else since)
+        since=stamp(since) if db.sqlite else since)
     return (override[0][0] if override else None), int(used[0][0] or 0), used[0][1]

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from grader.db.engine import session_scope
 from grader.db.models import Account
+from grader.db.reads import when
 from grader.errors import AuthError, GraderError, NotFoundError
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
@@ -129,20 +130,25 @@ def rotate(ctx: Context, actor: Actor | None, name: str) -> IssuedToken:
 
 
 def authenticate(ctx: Context, token: str | None) -> Actor:
-    """The account behind a token, or AuthError (401) saying why not."""
+    """The account behind a token, or AuthError (401) saying why not.
+
+    Asked on every request of a served class, so through the plain-SQL read side (one indexed row from
+    a pooled read-only connection), never an ORM session: a revoked or rotated token fails on its next use.
+    """
     if not token:
         raise AuthError("no token: run `grader login URL` (or set GRADER_TOKEN)")
-    with session_scope(ctx.reader) as session:
-        account = session.scalar(select(Account).where(Account.token_hash == token_hash(token)))
-        if account is None:
-            raise AuthError("this token is not valid here (wrong, rotated or revoked): ask your instructor for a "
-                            "new one")
-        if account.revoked_at is not None:
-            raise AuthError("this account has been revoked")
-        expires = account.expires_at
-        if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) < datetime.now(UTC):
-            raise AuthError("this token has expired: ask your instructor for a new one")
-        return Actor(name=account.name, instructor=account.role == "instructor")
+    found = ctx.reads.rows("SELECT name, role, revoked_at, expires_at FROM accounts WHERE token_hash = :h",
+                           h=token_hash(token))
+    if not found:
+        raise AuthError("this token is not valid here (wrong, rotated or revoked): ask your instructor for a "
+                        "new one")
+    name, role, revoked_at, expires_at = found[0]
+    if revoked_at is not None:
+        raise AuthError("this account has been revoked")
+    expires = when(expires_at)
+    if expires is not None and expires < datetime.now(UTC):
+        raise AuthError("this token has expired: ask your instructor for a new one")
+    return Actor(name=name, instructor=role == "instructor")
 
 
 def has_instructor(ctx: Context) -> bool:

@@ -66,6 +66,12 @@ class Context:
             reads = Reader(url)
         return reads
 
+    def close(self) -> None:
+        """Close the read side's connections (a server shutting down); used again, it opens new ones."""
+        reads = self.__dict__.get("reads")
+        if reads is not None:
+            reads.close()
+
     @property
     def queue_key(self) -> str:
         """One local queue (and worker) per database, so a worker never ingests into another database."""
