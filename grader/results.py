@@ -130,7 +130,9 @@ _REASONS = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: each model's validator is built on its first use, not at import (grader status imports this
+    # module for FailureReason alone; a job or an ingest builds what it uses)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class IsolationPolicy(_Model):

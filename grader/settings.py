@@ -1,22 +1,25 @@
-"""Settings: every default lives here once; env vars (GRADER_*) and a TOML file override them."""
+"""Settings: every default lives here once; env vars (GRADER_*) and a TOML file override them.
+
+`Settings(**values)` reads its sources itself, highest first: the keyword arguments (the command line's
+global options), the GRADER_* variables (matched without regard to case, as strings: the fields validate
+them, lists as JSON or comma-separated names), the TOML file at `config_file()`, then the defaults.
+A plain pydantic model with this small loader instead of pydantic-settings, whose import (asyncio, ssl,
+argparse, dotenv, cloud secret providers) cost more than a read command's whole budget (bench/README.md).
+`Settings.model_validate(...)` reads no source (the worker is handed resolved settings that way).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Names = Annotated[list[str], NoDecode]
+ENV_PREFIX = "GRADER_"
+Names = list[str]
 
 
 def _names(value: Any) -> Any:
@@ -67,10 +70,32 @@ def find_course_dir(start: Path | None = None) -> Path:
     return here
 
 
-class Settings(BaseSettings):
+def _environment(fields: Iterable[str]) -> dict[str, str]:
+    """GRADER_<FIELD> variables, whatever their case (GRADER_HOME, grader_home), as the strings they are."""
+    found = {key.lower(): value for key, value in os.environ.items()}
+    prefix = ENV_PREFIX.lower()
+    return {name: found[prefix + name] for name in fields if prefix + name in found}
+
+
+def _config_values() -> dict[str, Any]:
+    """The TOML file's keys, or nothing when there is no such file (a TOMLDecodeError names the line)."""
+    path = config_file().expanduser()
+    if not path.is_file():
+        return {}
+    import tomllib
+
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+class Settings(BaseModel):
     """Where grader keeps its state and how it runs jobs."""
 
-    model_config = SettingsConfigDict(env_prefix="GRADER_", extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        fields = type(self).model_fields
+        super().__init__(**{**_config_values(), **_environment(fields), **values})
 
     home: Path = Field(
         default_factory=_user_data_home,
@@ -200,18 +225,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _names(value)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
-        return (init_settings, env_settings, toml)
 
     @cached_property
     def resolved_course_dir(self) -> Path:

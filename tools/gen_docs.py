@@ -119,7 +119,7 @@ def json_schemas() -> dict[str, str]:
 
     from pydantic import TypeAdapter
 
-    from grader.cli.doctor import DoctorReport
+    from grader.cli.doctor_report import DoctorReport
     from grader.service.board import Leaderboard
     from grader.service.exercises import ExerciseDetail, ExerciseSummary
     from grader.service.submissions import StatusRow, StatusView, SubmissionDetail

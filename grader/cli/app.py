@@ -17,9 +17,14 @@ from grader import __version__
 from grader.errors import GraderError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(help="Grade hands-on Keras exercises: submit, train in a sandbox, score, rank.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=CONTEXT,
-                  rich_markup_mode=None)
+HELP = "Grade hands-on Keras exercises: submit, train in a sandbox, score, rank."
+# The root's options that take a value: main() skips them (and their value) to find the command asked for.
+VALUE_OPTIONS = ("--home", "--db-url", "--backend", "--course-dir", "--server")
+
+
+def _new_app() -> typer.Typer:
+    return typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=CONTEXT,
+                       rich_markup_mode=None)
 
 
 def _version(value: bool) -> None:
@@ -28,7 +33,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option("--home", help="State folder (GRADER_HOME).")] = None,
@@ -46,9 +50,13 @@ def root(
     ctx.obj = overrides
 
 
-def register() -> None:
+def register(app: typer.Typer) -> None:
+    """Every command and group. The command modules import only typer at their top (their services, pydantic
+    models and rich inside the commands), so this costs little; typer's building of the click commands is what
+    costs, and main() has it build only the command asked for."""
     from grader.cli import data, doctor, exercises, housekeeping, instructor, reading, reports, running, server
 
+    app.callback()(root)
     app.add_typer(exercises.app, name="exercises")
     app.add_typer(data.app, name="data")
     app.add_typer(instructor.references_app, name="references")
@@ -66,21 +74,60 @@ def register() -> None:
     reports.register(app)
 
 
-register()
+app = _new_app()
+register(app)
+
+
+def requested(argv: list[str]) -> str | None:
+    """The command or group `argv` asks for (after the root's options), or None: help, --version, completion,
+    anything unexpected; those get the whole app, so that usage errors read exactly as before."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in VALUE_OPTIONS:
+            i += 2
+        elif arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS)):
+            i += 1
+        elif arg.startswith("-"):
+            return None  # -h, --help, --version, --install-completion, --, a typo: the whole app answers
+        else:
+            return arg
+    return None
+
+
+def _command_name(info: typer.models.CommandInfo) -> str:
+    return info.name or typer.main.get_command_name(info.callback.__name__ if info.callback else "")
+
+
+def only(name: str) -> typer.Typer:
+    """The root app with just one command or group registered (the same root options and help settings), or
+    the whole app if there is no such command: typer then builds one click command instead of 38."""
+    one = _new_app()
+    register(one)
+    one.registered_commands = [c for c in one.registered_commands if _command_name(c) == name]
+    one.registered_groups = [g for g in one.registered_groups if g.name == name]
+    return one if one.registered_commands or one.registered_groups else app
 
 
 def main() -> None:
     """Console entry point: user errors are one red line and a nonzero exit code, never a traceback."""
-    from grader.cli.render import err_console
+    import os
 
+    # No pydantic plugin is loaded into the CLI: finding them scans the entry points of every installed
+    # distribution on the first model built (tens of ms with TensorFlow's environment; bench/README.md).
+    # typer builds its own parameter adapters with plugins off too. An explicit setting is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    name = None if "_GRADER_COMPLETE" in os.environ else requested(sys.argv[1:])
+    target = only(name) if name else app
     try:
         # standalone_mode=False makes click *return* the code of a `typer.Exit(n)` instead of exiting
-        code = app(standalone_mode=False)
+        code = target(standalone_mode=False)
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
             sys.exit(code)
     except GraderError as exc:
         from rich.text import Text
 
+        from grader.cli.render import err_console
         from grader.text import inert
 
         err_console.print(Text("error: ", style="red") + Text(inert(exc.message, 4000)))
@@ -88,6 +135,8 @@ def main() -> None:
             err_console.print(Text(f"hint: {inert(exc.hint, 1000)}", style="dim"))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        from grader.cli.render import err_console
+
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     except BrokenPipeError:

@@ -38,7 +38,7 @@ def settings_error(exc: Exception) -> ConfigError:
         return ConfigError("invalid setting: " + "; ".join(lines[:5]))
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, Exception) and cause is not exc:
-        return settings_error(cause)  # pydantic-settings wraps parse errors in a SettingsError
+        return settings_error(cause)  # a parse error wrapped in another exception: report the parse error
     return ConfigError(f"invalid setting: {exc}", hint="see docs/configuration.md for each setting's form")
 
 
@@ -52,7 +52,7 @@ def settings(ctx: typer.Context) -> Settings:
     overrides: dict[str, Any] = dict(root.obj or {})
     try:
         result = Settings(**overrides)
-    except Exception as exc:  # SettingsError, ValidationError, TOMLDecodeError: all configuration mistakes
+    except Exception as exc:  # ValidationError, TOMLDecodeError, OSError: all configuration mistakes
         raise settings_error(exc) from None
     root.meta["grader.settings"] = result
     return result

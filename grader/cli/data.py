@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import settings
-from grader.cli.render import console, table
 from grader.errors import DataError
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def state_text(present: bool) -> Text:
+    from rich.text import Text
+
     return Text("present", style="green") if present else Text("missing", style="yellow")
+
 
 app = typer.Typer(help="Manage the full datasets (the smoke profile needs none).", no_args_is_help=True)
 
 
 def _show(ctx: typer.Context, verify: bool) -> None:
+    from grader.cli.render import console, table
     from grader.datasets import dataset_status
 
     s = settings(ctx)
@@ -49,6 +54,7 @@ def verify(ctx: typer.Context) -> None:
 def import_(ctx: typer.Context,
             path: Annotated[Path, typer.Argument(help="A .npz, or a folder of IDX .gz or Kaggle CSV files.")]) -> None:
     """Import a dataset you have; it is identified and verified by content."""
+    from grader.cli.render import console
     from grader.datasets import import_dataset
 
     info, target = import_dataset(path, settings(ctx))
@@ -61,6 +67,7 @@ def fetch(ctx: typer.Context,
           mirror: Annotated[str | None, typer.Option(help="Base URL of a mirror holding the same files.")] = None,
           timeout: Annotated[float, typer.Option(help="Seconds per download.")] = 30.0) -> None:
     """Download a dataset from its canonical public location (checksummed)."""
+    from grader.cli.render import console
     from grader.datasets import fetch_dataset
 
     target = fetch_dataset(name, settings(ctx), mirror=mirror, timeout=timeout)

@@ -12,33 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel, Field
-from rich.text import Text
 
 from grader.cli.common import settings
-from grader.cli.render import Col, console, emit_json, fit
 
 ACTIVE, INACTIVE = "active", "inactive"
-
-
-class Layer(BaseModel):
-    layer: str
-    active: bool
-    detail: str
-
-
-class DoctorReport(BaseModel):
-    """`grader doctor --json`: what is active on this machine (schema in docs/json.md)."""
-
-    layers: list[Layer]
-    filesystem_view: bool = Field(description="Jobs run with a view that hides labels, database and other runs.")
-    permissions: list[str] = Field(description="State files readable by other accounts.")
-    datasets: dict[str, bool] = Field(description="Full datasets present in the data folder.")
-    course: str
-    database: str
-    backend: str
-    server: str | None
-    python: str
 
 
 def _perm_problems(home: Path, db_url: str) -> list[str]:
@@ -58,6 +35,10 @@ def _perm_problems(home: Path, db_url: str) -> list[str]:
 
 def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Report the sandbox layers, datasets, database and backend in use (exit 1 if jobs would run unisolated)."""
+    from rich.text import Text
+
+    from grader.cli.doctor_report import DoctorReport, Layer
+    from grader.cli.render import Col, console, emit_json, fit
     from grader.datasets import dataset_status
     from grader.sandbox import detect_isolation
     from grader.sandbox.isolation import probe_landlock

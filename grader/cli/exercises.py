@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import client, settings
-from grader.cli.render import Col, console, emit_json, fit, untrusted
 from grader.errors import SpecError
 
 app = typer.Typer(help="List, show and validate exercise and rubric files.", no_args_is_help=True)
@@ -18,6 +16,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the exercises of the course."""
+    from grader.cli.render import Col, console, emit_json, fit
+
     rows = client(ctx).exercises()
     if as_json:
         emit_json(rows)
@@ -33,6 +33,10 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Exercise name.")], as_json: JsonOpt = False)\
         -> None:
     """Show one exercise: data, limits, profiles, rubric and references."""
+    from rich.text import Text
+
+    from grader.cli.render import Col, console, emit_json, fit, untrusted
+
     d = client(ctx).exercise(name)
     if as_json:
         emit_json(d)
@@ -62,6 +66,9 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Exercise 
 @app.command()
 def validate(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check every exercise, rubric, reference solution and starter; list every problem (exit 2 if any)."""
+    from rich.text import Text
+
+    from grader.cli.render import console, emit_json, untrusted
     from grader.service.context import Context
     from grader.service.exercises import validate_course
 

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from grader.cli.common import client, embedded_only, settings
-from grader.cli.render import Col, console, emit_json, fit
 
 runs_app = typer.Typer(help="Run directories on this machine.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings in effect.", no_args_is_help=True)
@@ -21,6 +20,7 @@ def runs_prune(ctx: typer.Context,
                                                          "best.")] = False,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False) -> None:
     """Drop weights, logs and TensorBoard files of old or superseded runs; results and predictions stay."""
+    from grader.cli.render import console
     from grader.client.local import LocalClient
     from grader.service.housekeeping import prune_runs
 
@@ -41,6 +41,7 @@ def config_show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--jso
     """Every setting in effect and where it came from (default, GRADER_* variable, config file)."""
     import os
 
+    from grader.cli.render import Col, console, emit_json, fit
     from grader.settings import Settings, config_file
 
     s = settings(ctx)

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import client
-from grader.cli.render import Col, cell, console, emit_json, fit, num, pct, state, untrusted, warn
 from grader.errors import GraderError
 
 references_app = typer.Typer(help="Measure baseline and reference solutions.", no_args_is_help=True)
@@ -40,6 +38,8 @@ def references_compute(ctx: typer.Context, exercise: OneExercise = None, all_: A
                        force: Annotated[bool, typer.Option("--force", help="Queue again even if measured.")]
                        = False) -> None:
     """Grade the baseline and reference solutions through the same pipeline and store them."""
+    from grader.cli.render import console
+
     c = client(ctx)
     names = _exercises(ctx, exercise, all_)
     for name in names:
@@ -53,6 +53,8 @@ def references_compute(ctx: typer.Context, exercise: OneExercise = None, all_: A
 
 def _wait_references(ctx: typer.Context, names: list[str], profile: str | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from grader.cli.render import console
 
     c = client(ctx)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -76,6 +78,8 @@ def references_list(ctx: typer.Context, exercise: Annotated[str, typer.Option("-
                     profile: ProfileOpt = None,
                     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show the measured reference results."""
+    from grader.cli.render import Col, console, emit_json, fit, num, pct, state
+
     rows = client(ctx).references(exercise=exercise, profile=profile)
     if as_json:
         emit_json(rows)
@@ -95,6 +99,7 @@ def export_grades(ctx: typer.Context, exercise: Annotated[str, typer.Option("--e
                   = None,
                   profile: ProfileOpt = None) -> None:
     """One row per participant of one exercise: id, name, e-mail, score, criteria, submission time."""
+    from grader.cli.render import console
     from grader.service.export import FORMATS, render
 
     if fmt not in FORMATS:
@@ -113,6 +118,10 @@ def quota_set(ctx: typer.Context, student: Annotated[str, typer.Argument(help="P
               limit: Annotated[int, typer.Option("--limit", help="Submissions per window for this participant.")])\
         -> None:
     """Override one participant's quota for an exercise (instructors)."""
+    from rich.text import Text
+
+    from grader.cli.render import cell, console
+
     q = client(ctx).set_quota(student, exercise=exercise, limit=limit)
     console.print(Text("✓ ", style="green") + cell(student) + Text(f": {q.limit} submissions per window on {exercise} "
                                                                    f"({q.used} used)"))
@@ -123,6 +132,8 @@ def nbgrader_import(ctx: typer.Context,
                     gradebook: Annotated[Path, typer.Argument(help="nbgrader's gradebook.db.")] = Path("gradebook.db"))\
         -> None:
     """Store nbgrader's notebook scores beside the leaderboard data (per assignment = exercise)."""
+    from grader.cli.render import console
+
     n = client(ctx).import_notebooks(gradebook)
     console.print(f"[green]✓[/] imported {n} notebook score(s) from {gradebook}")
 
@@ -132,6 +143,8 @@ def regrade(ctx: typer.Context, exercise: OneExercise = None, all_: AllOpt = Fal
                                                       "(trains only the seeds not run yet).")] = None) -> None:
     """Re-apply the current rubric to stored results (no training), and say what changed."""
     from rich.progress import Progress
+
+    from grader.cli.render import Col, cell, console, fit, num
 
     c = client(ctx)
     for name in _exercises(ctx, exercise, all_):
@@ -159,6 +172,8 @@ def _advance(bar: Any, task: Any, done: int, total: int) -> None:
 
 def sync(ctx: typer.Context) -> None:
     """Reconcile active jobs with their backend and ingest finished runs (the worker does this by itself)."""
+    from grader.cli.render import console, untrusted, warn
+
     report = client(ctx).sync()
     for w in report.warnings:
         warn(untrusted(w, 500))
@@ -169,6 +184,8 @@ def flags(ctx: typer.Context, exercise: Annotated[str, typer.Option("--exercise"
           profile: ProfileOpt = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Integrity flags for instructors (never penalties): implausible scores, embedded tables, near-duplicates."""
+    from grader.cli.render import Col, cell, console, emit_json, fit, untrusted
+
     report = client(ctx).flags(exercise=exercise, profile=profile)
     if as_json:
         emit_json(report)

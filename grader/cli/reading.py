@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import client
-from grader.cli.feedback import render_detail
-from grader.cli.render import Col, cell, console, emit_json, fit, num, pct, state, untrusted
 from grader.errors import NotFoundError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich, the rendering helpers and the service's models are imported by the commands that use them
+    from rich.text import Text
+
     from grader.service.submissions import StatusRow
 
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Profile (default from settings).")]
@@ -20,6 +19,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 
 
 def _detail(r: StatusRow) -> Text:
+    from rich.text import Text
+
+    from grader.cli.render import untrusted
+
     if r.cached_from:
         return Text(f"cached from {r.cached_from}")
     if r.queue_position:
@@ -36,6 +39,8 @@ def _score(r: StatusRow) -> str:
 
 
 def _rows_table(title: str, rows: list[StatusRow]) -> None:
+    from grader.cli.render import Col, cell, console, fit, pct, state
+
     data = [[r.id, cell(r.participant), r.exercise, r.profile, cell(r.filename), state(r.state.value), _detail(r),
              _score(r), pct(r.public_accuracy, std=r.public_std), r.created_at.strftime("%m-%d %H:%M")] for r in rows]
     console.print(fit(title, [Col("id", keep=True, justify="right"), Col("participant", priority=3, wrap=True),
@@ -53,6 +58,8 @@ def status(ctx: typer.Context, submission_id: Annotated[int | None, typer.Argume
                                                         "(instructors).")] = None,
            as_json: JsonOpt = False) -> None:
     """Your submissions with their state, queue position and score, and your remaining quota."""
+    from grader.cli.render import console, emit_json, untrusted
+
     view = client(ctx).status(submission_id=submission_id, everyone=everyone, student=student)
     if as_json:
         emit_json(view)
@@ -65,12 +72,17 @@ def status(ctx: typer.Context, submission_id: Annotated[int | None, typer.Argume
             when = f"; next slot {q.next_slot_at:%Y-%m-%d %H:%M} UTC" if q.next_slot_at else ""
             console.print(f"{ex}: {q.remaining} of {q.limit} submissions left{when}")
     if submission_id is not None and view.rows and view.rows[0].message:
+        from rich.text import Text
+
         console.print(Text("✗ ", style="red") + untrusted(view.rows[0].message, 2000))
 
 
 def show(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="Submission id.")],
          as_json: JsonOpt = False) -> None:
     """One submission's full feedback: score per criterion, diagnostics, per-class accuracy."""
+    from grader.cli.feedback import render_detail
+    from grader.cli.render import emit_json
+
     detail = client(ctx).show(submission_id)
     if as_json:
         emit_json(detail)
@@ -83,6 +95,8 @@ def history(ctx: typer.Context,
             exercise: Annotated[str | None, typer.Option("--exercise", "-e", help="One exercise.")] = None,
             as_json: JsonOpt = False) -> None:
     """Every submission of a participant (default: you; instructors: everyone), newest first."""
+    from grader.cli.render import emit_json
+
     rows = client(ctx).history(student=student, exercise=exercise)
     if as_json:
         emit_json(rows)
@@ -95,6 +109,8 @@ def history(ctx: typer.Context,
 
 def cancel(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="Submission id.")]) -> None:
     """Cancel a queued or running submission (it does not count against your quota)."""
+    from grader.cli.render import console
+
     result = client(ctx).cancel(submission_id)
     console.print(result.message)
 
@@ -110,6 +126,10 @@ def leaderboard(ctx: typer.Context,
                                                          "file instead.")] = None,
                 as_json: JsonOpt = False) -> None:
     """Best submission per participant, ranked, with baseline and reference rows in place."""
+    from rich.text import Text
+
+    from grader.cli.render import Col, cell, console, emit_json, fit, num, pct
+
     c = client(ctx)
     names = [e.name for e in c.exercises()] if all_ or exercise is None else [exercise]
     boards = [c.leaderboard(exercise=name, profile=profile, private=private, top=top) for name in names]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from grader.cli.common import client, embedded_only
-from grader.cli.render import console
 from grader.errors import GraderError
 
 
@@ -20,6 +16,7 @@ def report(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help
            html: Annotated[Path, typer.Option("--html", help="Write a self-contained HTML report to this file.")])\
         -> None:
     """One submission's feedback with plots as one HTML file (inline SVG, no network): mail it, publish it."""
+    from grader.cli.render import console
     from grader.web.pages import report_html
 
     c = client(ctx)
@@ -33,6 +30,11 @@ def tensorboard(ctx: typer.Context, ids: Annotated[list[int], typer.Argument(hel
                 port: Annotated[int, typer.Option("--port", help="TensorBoard's port.")] = 6006,
                 dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the command.")] = False) -> None:
     """Open TensorBoard on these runs' training curves, side by side (needs the `tensorboard` extra)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from grader.cli.render import console
     from grader.client.local import LocalClient
     from grader.rundir import RunDir
 

@@ -7,11 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import client, settings
-from grader.cli.feedback import TrainingProgress, render_detail, render_run
-from grader.cli.render import console, err_console, state, tip_line, untrusted, warn
 from grader.errors import GraderError, NotFoundError
 
 if TYPE_CHECKING:
@@ -27,6 +24,7 @@ def init(ctx: typer.Context, exercise: ExerciseOpt,
          output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write a starter file for an exercise."""
+    from grader.cli.render import console
     from grader.specs.catalog import ExerciseCatalog
 
     catalog = ExerciseCatalog(settings(ctx).resolved_course_dir)
@@ -46,6 +44,8 @@ def run(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .py 
         profile: ProfileOpt = None,
         seed: Annotated[int | None, typer.Option(help="Seed (default: the exercise's).")] = None) -> None:
     """Train and score one file now, in the sandbox, without the queue or the database."""
+    from grader.cli.feedback import TrainingProgress, render_run
+    from grader.cli.render import console, tip_line, untrusted, warn
     from grader.service.context import Context
     from grader.service.foreground import run_once
 
@@ -76,6 +76,10 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
            seeds: Annotated[int | None, typer.Option("--seeds", help="Grade under N seeds: mean ± std "
                                                       "(instructors).")] = None) -> None:
     """Queue a submission for grading; prints its id (or waits and shows the feedback)."""
+    from rich.text import Text
+
+    from grader.cli.render import console, state, untrusted, warn
+
     c = client(ctx)
     if c.mode == "embedded":
         _warn_without_view(settings(ctx))
@@ -102,6 +106,7 @@ def submit(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Your .
 
 def _warn_without_view(s: Settings) -> None:
     """Every graded run without a filesystem view says what that means and how to fix it."""
+    from grader.cli.render import warn
     from grader.sandbox import detect_isolation
 
     if not detect_isolation(s.isolation, s.landlock).filesystem_view:
@@ -116,6 +121,9 @@ def wait(ctx: typer.Context, submission_id: Annotated[int, typer.Argument(help="
 
 
 def _wait(c: Client, submission_id: int) -> None:
+    from grader.cli.feedback import TrainingProgress, render_detail
+    from grader.cli.render import err_console
+
     try:
         with TrainingProgress(f"submission {submission_id}") as bar:
             for event in c.follow(submission_id):

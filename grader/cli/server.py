@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from grader.cli.common import client, settings
-from grader.cli.render import Col, cell, console, emit_json, err_console, fit
 from grader.errors import GraderError
 
 if TYPE_CHECKING:
@@ -34,6 +32,9 @@ def login(ctx: typer.Context, url: Annotated[str, typer.Argument(help="The serve
           token: Annotated[str | None, typer.Option("--token", help="Your token (asked for if not given).")]
           = None) -> None:
     """Keep a server URL and your token in a private credentials file; the CLI then talks to the server."""
+    from rich.text import Text
+
+    from grader.cli.render import cell, console
     from grader.client.credentials import Credentials, save_credentials
     from grader.client.remote import RemoteClient
 
@@ -48,6 +49,7 @@ def login(ctx: typer.Context, url: Annotated[str, typer.Argument(help="The serve
 
 def logout(ctx: typer.Context) -> None:
     """Forget the saved server and token."""
+    from grader.cli.render import console
     from grader.client.credentials import forget_credentials
 
     console.print("✓ logged out" if forget_credentials() else "not logged in")
@@ -55,6 +57,10 @@ def logout(ctx: typer.Context) -> None:
 
 def whoami(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Who grader thinks you are, and where it keeps your work."""
+    from rich.text import Text
+
+    from grader.cli.render import cell, console, emit_json
+
     c = client(ctx)
     actor = c.whoami()
     if as_json:
@@ -65,6 +71,10 @@ def whoami(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
 
 
 def _show_tokens(issued: list[IssuedToken], output: Path | None) -> None:
+    from rich.text import Text
+
+    from grader.cli.render import cell, console, err_console
+
     if output is not None:
         import csv
         import os
@@ -110,6 +120,8 @@ def accounts_import(ctx: typer.Context, roster: Annotated[Path, typer.Argument(h
 def accounts_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False)\
         -> None:
     """Every account, its role and whether it is revoked."""
+    from grader.cli.render import Col, cell, console, emit_json, fit
+
     rows = client(ctx).accounts()
     if as_json:
         emit_json(rows)
@@ -124,6 +136,10 @@ def accounts_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
 @accounts_app.command("revoke")
 def accounts_revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Account.")]) -> None:
     """Revoke an account: its token stops working at once."""
+    from rich.text import Text
+
+    from grader.cli.render import cell, console
+
     client(ctx).revoke(name)
     console.print(Text("✓ revoked ", style="green") + cell(name))
 

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 from grader.errors import GraderError
 from grader.service.context import Context
 from grader.specs.exercise import ExerciseSpec
-from grader.submission import read_submission
 
 
 class ProfileView(BaseModel):
@@ -97,6 +96,8 @@ class CourseProblems(BaseModel):
 def validate_course(ctx: Context) -> CourseProblems:
     """Everything `grader exercises validate` checks: specs, rubrics, and every reference and starter file
     parsed and checked statically exactly as a participant's submission would be."""
+    from grader.submission import read_submission  # the static checks: not for `exercises list` or `show`
+
     catalog = ctx.catalog
     problems = catalog.validate_all()
     for name in catalog.names():

@@ -1,4 +1,10 @@
-"""One participant's submissions: status, detail, history, cancel, and a live event stream. Reads only read."""
+"""One participant's submissions: status, detail, history, cancel, and a live event stream. Reads only read.
+
+`status` and `history` import what they show and no more (the read side, quotas, states): `show`'s models
+(the rubric's Score, the Metrics, the job's claims and the supervisor's facts, some 50 pydantic models with
+what they import) live in grader.service.detail, imported by `show`, or on the first use of
+`SubmissionDetail` or `SeedRun` from here (module __getattr__), so `grader status` does not build them.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,25 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from grader.backends.base import JobHandle
 from grader.db import reads
 from grader.db.reads import loads, when
 from grader.errors import NotFoundError
-from grader.grading import Score
-from grader.results import Facts, FailureReason, JobResult
-from grader.rundir import RunDir
-from grader.scoring import Metrics
+from grader.results import FailureReason
 from grader.service.access import Actor, require_instructor, require_visible
-from grader.service.board import private_visible
-from grader.service.context import Context
 from grader.service.quota import QuotaStatus, quota_status
-from grader.service.runs import read_events
 from grader.service.states import ACTIVE, State
+
+if TYPE_CHECKING:
+    from grader.rundir import RunDir
+    from grader.service.context import Context
+    from grader.service.detail import SeedRun, SubmissionDetail
+
+__all__ = ["CancelResult", "SeedRun", "StatusRow", "StatusView", "SubmissionDetail", "cancel", "follow", "history",
+           "show", "status"]
 
 
 class StatusRow(BaseModel):
@@ -52,24 +59,13 @@ class StatusView(BaseModel):
     quotas: dict[str, QuotaStatus]
 
 
-class SeedRun(BaseModel):
-    id: int
-    seed: int
-    state: State
-    public_accuracy: float | None
+def __getattr__(name: str) -> Any:
+    """`SubmissionDetail` and `SeedRun`, where they have always been imported from, loaded on first use."""
+    if name in ("SubmissionDetail", "SeedRun"):
+        from grader.service import detail
 
-
-class SubmissionDetail(BaseModel):
-    status: StatusRow
-    grade: Score | None = None
-    metrics: Metrics | None = Field(default=None, description="Public-half figures unless the viewer may see more.")
-    result: JobResult | None = Field(default=None, description="What the job reported (claims).")
-    facts: Facts | None = Field(default=None, description="What grader measured itself.")
-    notes: list[str] = Field(default_factory=list)
-    spec_changed: bool = Field(default=False, description="The exercise file changed since this was graded.")
-    seed_runs: list[SeedRun] = Field(default_factory=list)
-    run_dir: str | None = Field(default=None, description="Instructors only.")
-    time_limit: str | None = Field(default=None, description="The job's time limit and what it is based on.")
+        return getattr(detail, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _status_row(r: tuple[Any, ...], position: dict[int, int]) -> StatusRow:
@@ -103,6 +99,12 @@ def status(ctx: Context, actor: Actor, *, submission_id: int | None = None, stud
 
 
 def show(ctx: Context, actor: Actor, submission_id: int) -> SubmissionDetail:
+    from grader.grading import Score
+    from grader.results import Facts, JobResult
+    from grader.scoring import Metrics
+    from grader.service.board import private_visible
+    from grader.service.detail import SeedRun, SubmissionDetail
+
     raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
     if not raw:
         raise NotFoundError(f"no submission with id {submission_id}")
@@ -149,6 +151,8 @@ class CancelResult(BaseModel):
 
 def cancel(ctx: Context, actor: Actor, submission_id: int) -> CancelResult:
     """Ask the backend to stop a queued or running job; the reconciler records the cancelled state."""
+    from grader.backends.base import JobHandle
+
     raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
     if not raw:
         raise NotFoundError(f"no submission with id {submission_id}")
@@ -177,6 +181,8 @@ def follow(ctx: Context, actor: Actor, submission_id: int, *, poll: float = 0.3,
 
     Reads only: something else (the worker, the server's loop) moves the submission forward.
     """
+    from grader.service.runs import read_events
+
     status(ctx, actor, submission_id=submission_id, limit=1)  # existence and visibility
     offsets: dict[str, int] = {}
     last: tuple[Any, ...] | None = None
@@ -200,6 +206,8 @@ def follow(ctx: Context, actor: Actor, submission_id: int, *, poll: float = 0.3,
 
 
 def _run_dirs(ctx: Context, submission_id: int) -> list[RunDir]:
+    from grader.rundir import RunDir
+
     raw = reads.submissions(ctx.reads, submission_id=submission_id, limit=1)
     if not raw:
         return []

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: built when a rubric is first loaded, not when grader.specs.catalog is imported (read commands)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # Every field a feedback template may cite, with a sample value used to check format specs at load.
