@@ -201,6 +201,14 @@ def check_structure(build_model: Callable[..., Any], *, exercise: str, require: 
     print(f"Structure OK: {count:,} parameters; layers: {', '.join(layer_names)}")
 
 
+def _correlation(a: Any, b: Any) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype="float64").ravel(), np.asarray(b, dtype="float64").ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
+
+
 def check_augment(augment: Callable[..., Any], *, exercise: str, tries: int = 8,
                   settings: Settings | None = None) -> None:
     """Run `augment(image, label)` the way the job does (a tf.data map over 28x28x1 images in [0, 1]).
@@ -244,8 +252,12 @@ def check_augment(augment: Callable[..., Any], *, exercise: str, tries: int = 8,
         if all(np.allclose(p, images[0], atol=1e-3) for p in pictures):
             problems.append(f"augment returned the image unchanged in all {tries} calls: apply random rotations, "
                             "zoom or shifts (layers.RandomRotation/RandomZoom/RandomTranslation with training=True)")
-        if any(np.allclose(p, images[0][:, ::-1], atol=0.05) for p in pictures):
-            problems.append("augment mirrored the image: a mirrored hand sign can be another letter; leave flips out")
+        original = images[0]
+        for flipped, how in ((original[:, ::-1], "mirrored the image"), (original[::-1], "turned the image upside down")):
+            # small rotations and shifts keep an image closer to itself than to its mirror image
+            if sum(_correlation(p, flipped) > _correlation(p, original) for p in pictures) > tries // 2:
+                problems.append(f"augment {how}: a mirrored hand sign can be another letter; leave "
+                                "flips out")
         if any(p.max() > 1.5 or p.min() < -0.5 for p in pictures):
             problems.append("augment changed the pixel range: images come in [0, 1] and should stay there")
     for note in notes:

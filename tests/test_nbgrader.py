@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from grader.specs.catalog import ExerciseCatalog
 from grader.submission import read_submission
 
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ("mnist", "fashion_mnist")
+EXERCISES = ("mnist", "fashion_mnist", "asl")
 CORRECT_MNIST = """\
     model = keras.Sequential([
         keras.Input(shape=input_shape),
@@ -106,19 +107,30 @@ def nbgrader(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comp
     return proc
 
 
-def participant_notebook(release: Path, target: Path, body: str) -> None:
-    """What a participant hands in: the released notebook with the solution region written."""
+PLACEHOLDER = re.compile(r"^( *)# YOUR CODE HERE\n\1raise NotImplementedError\(\)\n?", re.MULTILINE)
+
+
+def participant_notebook(release: Path, target: Path, *bodies: str) -> None:
+    """What a participant hands in: the released notebook with its solution regions written, in order."""
     nb = json.loads(release.read_text())
-    placeholder = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
-    filled = 0
+    todo = list(bodies)
     for cell in nb["cells"]:
         source = "".join(cell["source"])
-        if placeholder in source:
-            cell["source"] = source.replace(placeholder, body)
-            filled += 1
-    assert filled == 1, f"{release}: expected one solution region to fill, found {filled}"
+        while todo and PLACEHOLDER.search(source):
+            source = PLACEHOLDER.sub(lambda _m: todo.pop(0), source, count=1)
+        cell["source"] = source
+    assert not todo and not any(PLACEHOLDER.search("".join(c["source"])) for c in nb["cells"]), \
+        f"{release}: expected {len(bodies)} solution region(s) to fill"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(nb, indent=1))
+
+
+def solutions(source_notebook: Path) -> list[str]:
+    """The instructor's solution regions of a source notebook, in order, as a participant would write them."""
+    nb = json.loads(source_notebook.read_text())
+    found = re.findall(r"^( *)### BEGIN SOLUTION\n(.*?)^\1### END SOLUTION\n?", "".join(
+        "".join(c["source"]) + "\n" for c in nb["cells"] if c["cell_type"] == "code"), re.MULTILINE | re.DOTALL)
+    return [body for _indent, body in found]
 
 
 def outputs(path: Path) -> dict[str, list[dict]]:
@@ -161,11 +173,16 @@ def test_autograde_with_real_nbgrader(course: Path, env: dict[str, str]) -> None
     mnist_release = nbcourse / "release" / "mnist" / "mnist.ipynb"
     for student, body in (("alice", CORRECT_MNIST), ("bob", WRONG_OUTPUT_MNIST), ("carol", WEAK_MNIST)):
         participant_notebook(mnist_release, nbcourse / "submitted" / student / "mnist" / "mnist.ipynb", body)
-    source = json.loads((nbcourse / "source" / "fashion_mnist" / "fashion_mnist.ipynb").read_text())
-    solution = next("".join(c["source"]) for c in source["cells"] if "BEGIN SOLUTION" in "".join(c["source"]))
-    body = solution.split("### BEGIN SOLUTION\n", 1)[1].split("    ### END SOLUTION", 1)[0]
     participant_notebook(nbcourse / "release" / "fashion_mnist" / "fashion_mnist.ipynb",
-                         nbcourse / "submitted" / "alice" / "fashion_mnist" / "fashion_mnist.ipynb", body)
+                         nbcourse / "submitted" / "alice" / "fashion_mnist" / "fashion_mnist.ipynb",
+                         *solutions(nbcourse / "source" / "fashion_mnist" / "fashion_mnist.ipynb"))
+    augment, model = solutions(nbcourse / "source" / "asl" / "asl.ipynb")
+    flipped = augment.replace("    image = _SHIFT(image, training=True)\n",
+                              "    image = _SHIFT(image, training=True)\n    image = image[:, ::-1, :]\n")
+    assert flipped != augment
+    for student, body in (("alice", augment), ("dan", flipped)):
+        participant_notebook(nbcourse / "release" / "asl" / "asl.ipynb",
+                             nbcourse / "submitted" / student / "asl" / "asl.ipynb", body, model)
 
     for assignment in EXERCISES:
         nbgrader(["autograde", assignment], nbcourse, env)
@@ -176,11 +193,22 @@ def test_autograde_with_real_nbgrader(course: Path, env: dict[str, str]) -> None
 
     rows = {(r.student, r.assignment): r for r in import_gradebook(nbcourse / "gradebook.db",
                                                                   settings=Settings(home=Path(env["GRADER_HOME"])))}
-    assert set(rows) == {("alice", "mnist"), ("bob", "mnist"), ("carol", "mnist"), ("alice", "fashion_mnist")}
-    for student, assignment in (("alice", "mnist"), ("alice", "fashion_mnist")):
+    assert set(rows) == {("alice", "mnist"), ("bob", "mnist"), ("carol", "mnist"), ("alice", "fashion_mnist"),
+                         ("alice", "asl"), ("dan", "asl")}
+    for student, assignment in (("alice", "mnist"), ("alice", "fashion_mnist"), ("alice", "asl")):
         cells = outputs(autograded / student / assignment / f"{assignment}.ipynb")
         assert rows[(student, assignment)].score == rows[(student, assignment)].max_score == 6.0, \
             "\n".join(text(out) for out in cells.values())
+
+    # dan mirrors every training image: the structure cell refuses the augment and says why; the training cell
+    # grades what that model reaches on unmirrored held-out hands (in two epochs on the sample, well below alice's)
+    dan = outputs(autograded / "dan" / "asl" / "asl.ipynb")
+    with Gradebook(f"sqlite:///{nbcourse / 'gradebook.db'}", course_id="") as gb:
+        dan_cells = {g: gb.find_grade(g, "asl", "asl", "dan").score for g in ("test_asl_structure",
+                                                                             "test_asl_training")}
+    assert dan_cells["test_asl_structure"] == 0.0, "\n".join(text(out) for out in dan.values())
+    assert rows[("dan", "asl")].score == dan_cells["test_asl_training"] < 6.0
+    assert "augment mirrored the image" in text(dan["test_asl_structure"])
 
     bob = outputs(autograded / "bob" / "mnist" / "mnist.ipynb")
     assert rows[("bob", "mnist")].score == 0.0
