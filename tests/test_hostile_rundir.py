@@ -240,20 +240,32 @@ def test_grader_run_shows_a_specific_outcome(homes: dict[bool, dict[str, str]], 
 @pytest.fixture(scope="module")
 def submitted(homes: dict[bool, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) \
         -> dict[str, tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]]:
-    """Every case through `grader submit --wait` (and `grader show`), then one honest submission."""
+    """Every case queued with `grader submit`, then one honest submission behind them in each home; then each
+    followed with `grader wait` (what `submit --wait` does) and shown with `grader show`.
+
+    Queued first, so the two homes' workers run their jobs side by side while the waits are read: the honest
+    submission is still behind every hostile one in its queue, which is what it has to survive.
+    """
     folder = tmp_path_factory.mktemp("submissions")
-    out = {}
+    honest = folder / "honest.py"
+    honest.write_text(MODEL.replace("Dense(16", "Dense(24"), encoding="utf-8")
+    queued: dict[str, tuple[subprocess.CompletedProcess[str], str, bool]] = {}
     for name, case in CASES.items():
         path = folder / f"{name}.py"
         path.write_text(case.source, encoding="utf-8")
-        waited = cli(["submit", str(path), "-e", "mnist", "--wait"], homes[case.view])
-        sub_id = next((w for w in waited.stdout.split() if w.isdigit()), "0")
-        out[name] = (waited, cli(["show", sub_id], homes[case.view]))
-    honest = folder / "honest.py"
-    honest.write_text(MODEL.replace("Dense(16", "Dense(24"), encoding="utf-8")
+        proc = cli(["submit", str(path), "-e", "mnist"], homes[case.view])
+        queued[name] = (proc, next((w for w in proc.stdout.split() if w.isdigit()), "0"), case.view)
     for view in (True, False):
-        out[f"honest-{view}"] = (cli(["submit", str(honest), "-e", "mnist", "--wait"], homes[view]),
-                                 cli(["status", "--json"], homes[view]))
+        proc = cli(["submit", str(honest), "-e", "mnist"], homes[view])
+        queued[f"honest-{view}"] = (proc, next((w for w in proc.stdout.split() if w.isdigit()), "0"), view)
+    out = {}
+    for name, (sub, sub_id, view) in queued.items():
+        waited = cli(["wait", sub_id], homes[view], timeout=600)
+        both = subprocess.CompletedProcess(waited.args, waited.returncode, sub.stdout + waited.stdout,
+                                           sub.stderr + waited.stderr)
+        after = cli(["status", "--json"], homes[view]) if name.startswith("honest-") else cli(["show", sub_id],
+                                                                                               homes[view])
+        out[name] = (both, after)
     return out
 
 

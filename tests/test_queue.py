@@ -763,3 +763,39 @@ def test_a_new_worker_requeues_what_a_killed_worker_was_running(tmp_path: Path) 
     assert entry is not None and entry.attempts == 1 and entry.worker_died
     spool.move(claimed[0], "queue", "running")
     assert spool.orphan(claimed[0]).state is JobState.NODE_FAIL  # the second death gives up
+
+
+# --------------------------------------------------------------------------------------------
+# (9) the command line's database and the config file's isolation reach the worker and the job
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.tf
+def test_db_url_and_config_isolation_reach_the_worker_and_the_job(tmp_path: Path) -> None:
+    """`grader --db-url sqlite:///X submit … --wait` ingests into X (the worker is handed the resolved
+    settings, not just GRADER_HOME), and `isolation = "none"` in config.toml is what the supervisor uses
+    and what `grader doctor` reports."""
+    course = course_copy(tmp_path)  # no reference solutions: one job
+    home = tmp_path / "home"
+    other = tmp_path / "elsewhere" / "class.db"
+    other.parent.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text('isolation = "none"\nlandlock = false\n', encoding="utf-8")
+    env = {**grader_env(home, course), "GRADER_CONFIG": str(config)}
+    try:
+        out = ok(cli(["--db-url", f"sqlite:///{other}", "submit", str(dense(tmp_path / "m.py", 16)), "-e", "mnist",
+                      "--wait"], env))
+    finally:
+        stop_workers(home)
+    assert "Score" in out
+    con = sqlite3.connect(other)
+    try:
+        (state, run_dir), = con.execute("SELECT state, run_dir FROM submissions").fetchall()
+    finally:
+        con.close()
+    assert state == "done"
+    assert not (home / "grader.db").exists(), "something opened the default database instead of --db-url"
+    report = json.loads((Path(run_dir) / "supervisor.json").read_text())
+    assert (report["namespaces"], report["filesystem_view"], report["landlock_abi"]) == ("none", False, 0)
+    doctor = json.loads(cli(["doctor", "--json"], env).stdout)
+    assert doctor["filesystem_view"] is False
+    assert any(layer["layer"] == "namespaces" and not layer["active"] for layer in doctor["layers"])
