@@ -200,7 +200,8 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, dict[str, str]
     for view in (True, False):
         home = base / ("view" if view else "noview")
         config = base / f"config-{view}.toml"
-        config.write_text("" if view else 'isolation = "none"\nlandlock = false\n')
+        # two jobs at a time in each home's worker: the queued cases run side by side (tests only: 1 suits 2 cores)
+        config.write_text("local_max_jobs = 2\n" + ("" if view else 'isolation = "none"\nlandlock = false\n'))
         envs[view] = {**os.environ, "GRADER_HOME": str(home), "GRADER_COURSE_DIR": str(REPO),
                       "GRADER_CONFIG": str(config), "COLUMNS": "120", "GRADER_PROFILE": "smoke"}
     yield envs
