@@ -32,12 +32,10 @@ import argparse
 import math
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -116,21 +114,12 @@ def main() -> int:
     ap.add_argument("--importtime-runs", type=int, default=5)
     args = ap.parse_args()
 
-    from fill_db import check_rows, count, fill
+    from fill_db import close_home, open_home
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="grader-cli-bench-"))
+    home = open_home(args.home, reuse=args.reuse, submissions=args.submissions, participants=args.participants,
+                     prefix="grader-cli-bench-")
     db = home / "grader.db"
-    if db.exists() and not args.reuse:
-        sys.exit(f"{db} exists: pick an empty --home, or use it with --reuse")
-    if args.reuse and not db.exists():
-        sys.exit(f"--reuse: {db} does not exist")
     try:
-        if not args.reuse:
-            filled = fill(home, args.submissions, args.participants, quiet=True)
-            print(f"filled {db}: {filled['submissions']:,} submissions, {args.participants:,} participants, "
-                  f"{filled['fill_seconds']:.1f}s, {db.stat().st_size / 1e6:.1f} MB; {check_rows(db)} rows checked")
-        else:
-            print(f"using {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
         env = embedded_env(home, args.participant, args.instructor)
         sid = latest_done(db, args.participant)
         grader = grader_argv()
@@ -186,10 +175,7 @@ def main() -> int:
             for name, cum, own in rows[:10]:
                 print(f"{cum:10.1f}  {own:7.1f}  {name}")
     finally:
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            print(f"home kept at {home}")
+        close_home(home, keep=args.home is not None)
     return 0
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -266,6 +268,33 @@ def count(db: Path) -> int:
         return int(con.execute("SELECT count(*) FROM submissions").fetchone()[0])
     finally:
         con.close()
+
+
+def open_home(home: Path | None, *, reuse: bool, submissions: int, participants: int, profile: str = "smoke",
+              prefix: str = "grader-bench-", quiet: bool = True) -> Path:
+    """A benchmark's home: `home` (or a new temporary folder) with grader.db filled, or with `reuse` the
+    database already there; exits with a message when the two disagree."""
+    home = home or Path(tempfile.mkdtemp(prefix=prefix))
+    db = home / "grader.db"
+    if db.exists() and not reuse:
+        sys.exit(f"{db} exists: pick an empty --home, or use it with --reuse")
+    if reuse and not db.exists():
+        sys.exit(f"--reuse: {db} does not exist")
+    if reuse:
+        print(f"using {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
+    else:
+        filled = fill(home, submissions, participants, profile, quiet=quiet)
+        print(f"filled {db}: {filled['submissions']:,} submissions, {participants:,} participants, "
+              f"{filled['fill_seconds']:.1f}s, {db.stat().st_size / 1e6:.1f} MB; {check_rows(db)} rows checked")
+    return home
+
+
+def close_home(home: Path, *, keep: bool, note: str = "") -> None:
+    """Remove a benchmark's home, or say where it was kept."""
+    if keep:
+        print(f"home kept at {home}{note}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> int:

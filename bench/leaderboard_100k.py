@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from fill_db import EXERCISES, check_rows, count, fill  # noqa: E402
+from fill_db import close_home, open_home  # noqa: E402
 
 from grader.db.reads import Reader, best_per_participant, reference_rows  # noqa: E402
 from grader.service.access import Actor  # noqa: E402
@@ -96,21 +94,9 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="time the database already in --home (no fill)")
     args = ap.parse_args()
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="grader-bench-"))
-    db = home / "grader.db"
-    if db.exists() and not args.reuse:
-        sys.exit(f"{db} exists: pick an empty --home, or time it again with --reuse")
-    if args.reuse and not db.exists():
-        sys.exit(f"--reuse: {db} does not exist")
+    home = open_home(args.home, reuse=args.reuse, submissions=args.submissions, participants=args.participants,
+                     profile=args.profile, quiet=False)
     try:
-        if not args.reuse:
-            filled = fill(home, args.submissions, args.participants, args.profile)
-            print(f"filled {db}: {filled['submissions']:,} submissions ({args.participants:,} participants, "
-                  f"{len(EXERCISES)} exercises) in {filled['fill_seconds']:.1f}s, {db.stat().st_size / 1e6:.1f} MB; "
-                  f"{check_rows(db)} rows checked against grader's models")
-        else:
-            print(f"timing {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
-
         env = {k: v for k, v in os.environ.items()  # embedded mode, no server; .pyc cached as when installed
                if not k.startswith("GRADER_") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update({"PYTHONPYCACHEPREFIX": str(home / "pycache"),
@@ -159,10 +145,7 @@ def main() -> int:
         for line in query_plan(home, args.exercise, args.profile):
             print(f"  {line}")
     finally:
-        if args.keep or args.home:
-            print(f"database kept at {home / 'grader.db'}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        close_home(home, keep=args.keep or args.home is not None)
     return 0
 
 

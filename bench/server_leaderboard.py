@@ -48,14 +48,12 @@ import math
 import os
 import random
 import resource
-import shutil
 import signal
 import socket
 import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -365,22 +363,13 @@ def main() -> int:
         return writer(Path(args.writer[0]), args.exercise, args.profile, args.write_rate, float(args.writer[1]),
                       args.participants)
 
-    from fill_db import check_rows, count, fill
+    from fill_db import close_home, open_home
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="grader-serve-bench-"))
+    home = open_home(args.home, reuse=args.reuse, submissions=args.submissions, participants=args.participants,
+                     profile=args.profile, prefix="grader-serve-bench-")
     db = home / "grader.db"
-    if db.exists() and not args.reuse:
-        sys.exit(f"{db} exists: pick an empty --home, or use it with --reuse")
-    if args.reuse and not db.exists():
-        sys.exit(f"--reuse: {db} does not exist")
     server = None
     try:
-        if not args.reuse:
-            filled = fill(home, args.submissions, args.participants, args.profile, quiet=True)
-            print(f"filled {db}: {filled['submissions']:,} submissions, {args.participants:,} participants, "
-                  f"{filled['fill_seconds']:.1f}s, {db.stat().st_size / 1e6:.1f} MB; {check_rows(db)} rows checked")
-        else:
-            print(f"using {db}: {count(db):,} submissions, {db.stat().st_size / 1e6:.1f} MB")
         what_if(db, args.what_if_index)
         env = server_env(home)
         tokens = accounts(home, env, min(args.readers, args.participants))
@@ -450,10 +439,7 @@ def main() -> int:
             stop_server(server)
             if args.sample_server:
                 print(f"server samples written to {args.sample_server}")
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            print(f"home kept at {home} (server log: {home / 'serve.log'})")
+        close_home(home, keep=args.home is not None, note=f" (server log: {home / 'serve.log'})")
     return 0
 
 

@@ -24,8 +24,9 @@ from grader.reports import plots
 from grader.results import EpochRecord, ErrorKind, Facts, FailureReason, JobResult, Outcome
 from grader.scoring import Breakdown, ClassScore, Metrics
 from grader.service.board import Leaderboard, RankedRow
+from grader.service.detail import SeedRun, SubmissionDetail
 from grader.service.states import State
-from grader.service.submissions import SeedRun, StatusRow, SubmissionDetail
+from grader.service.submissions import StatusRow
 from grader.web import pages
 
 HOSTILE = "<script>alert(1)</script>"

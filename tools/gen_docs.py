@@ -121,8 +121,9 @@ def json_schemas() -> dict[str, str]:
 
     from grader.cli.doctor_report import DoctorReport
     from grader.service.board import Leaderboard
+    from grader.service.detail import SubmissionDetail
     from grader.service.exercises import ExerciseDetail, ExerciseSummary
-    from grader.service.submissions import StatusRow, StatusView, SubmissionDetail
+    from grader.service.submissions import StatusRow, StatusView
 
     shapes: dict[str, tuple[str, Any]] = {
         "status": ("grader status --json", StatusView),

@@ -4,7 +4,7 @@ A class refreshing the leaderboard (live.js polls every 5 s, a projector, 50 par
 must not cost a query each. Boards are cached by what they show: exercise, profile, public or
 private, and `top`. Nothing on a board depends on who reads it, and who may read which board is
 decided before the cache is consulted: the private board is checked against the caller on every
-request (`private_visible`), so a cached private board is never served to someone who may not see it.
+request (`require_board`), so a cached private board is never served to someone who may not see it.
 
 When the data changed: `board_version` (grader.db.reads), one row that the database's triggers raise
 with every change to submissions, results or participants, in the same transaction, whoever writes it:
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from grader.db.reads import board_version
 from grader.service.access import Actor
-from grader.service.board import Leaderboard, leaderboard, private_visible
+from grader.service.board import Leaderboard, leaderboard, require_board
 from grader.service.context import Context
 
 log = logging.getLogger("grader.serve")
@@ -94,17 +94,11 @@ class BoardCache:
     def version(self, ctx: Context) -> int:
         return board_version(ctx.reads)
 
-    def get(self, ctx: Context, actor: Actor, *, exercise: str, profile: str | None, private: bool,
-            top: int | None) -> Leaderboard:
-        return self.entry(ctx, actor, exercise=exercise, profile=profile, private=private, top=top).board
-
     def entry(self, ctx: Context, actor: Actor, *, exercise: str, profile: str | None, private: bool,
               top: int | None) -> Board:
         """The board as `actor` may see it: the current one, or for a moment while it is computed the previous one."""
         profile = profile or ctx.settings.profile
-        if private and not private_visible(ctx, actor, exercise):
-            leaderboard(ctx, actor, exercise=exercise, profile=profile, private=private, top=top)  # raises
-            raise AssertionError("the private board was not refused")
+        require_board(ctx, actor, exercise=exercise, profile=profile, private=private)
         key: Key = (exercise, profile, private, top)
         version = self.version(ctx)  # read before computing: a board is at least as new as the version it is kept under
         now = time.monotonic()

@@ -18,7 +18,19 @@ from pydantic import BaseModel
 from grader.api.auth import actor, app_context
 from grader.api.boards import BoardCache
 from grader.errors import GraderError, SubmissionError
-from grader.service import accounts, board, exercises, export, flags, grade, quota, references, submissions, submit
+from grader.service import (
+    accounts,
+    board,
+    detail,
+    exercises,
+    export,
+    flags,
+    grade,
+    quota,
+    references,
+    submissions,
+    submit,
+)
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
 from grader.service.reconcile import SyncReport
@@ -84,7 +96,7 @@ def list_submissions(ctx: Ctx, who: Who, student: str | None = None, everyone: A
 
 
 @router.get("/submissions/{submission_id}")
-def get_submission(submission_id: int, ctx: Ctx, who: Who) -> submissions.SubmissionDetail:
+def get_submission(submission_id: int, ctx: Ctx, who: Who) -> detail.SubmissionDetail:
     return submissions.show(ctx, who, submission_id)
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from grader.grading import Score
     from grader.results import Facts, JobResult
     from grader.scoring import Metrics
-    from grader.service.submissions import SubmissionDetail
+    from grader.service.detail import SubmissionDetail
 
 
 class TrainingProgress:

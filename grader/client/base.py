@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from grader.service.access import Actor
     from grader.service.accounts import AccountView, IssuedToken
     from grader.service.board import Leaderboard
+    from grader.service.detail import SubmissionDetail
     from grader.service.exercises import ExerciseDetail, ExerciseSummary
     from grader.service.export import GradeExport
     from grader.service.flags import FlagReport
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from grader.service.quota import QuotaStatus
     from grader.service.reconcile import SyncReport
     from grader.service.references import ReferenceRow
-    from grader.service.submissions import CancelResult, StatusRow, StatusView, SubmissionDetail
+    from grader.service.submissions import CancelResult, StatusRow, StatusView
     from grader.service.submit import Receipt
 
 

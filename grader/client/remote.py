@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from grader.service.access import Actor
     from grader.service.accounts import AccountView, IssuedToken
     from grader.service.board import Leaderboard
+    from grader.service.detail import SubmissionDetail
     from grader.service.exercises import ExerciseDetail, ExerciseSummary
     from grader.service.export import GradeExport
     from grader.service.flags import FlagReport
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from grader.service.quota import QuotaStatus
     from grader.service.reconcile import SyncReport
     from grader.service.references import ReferenceRow
-    from grader.service.submissions import CancelResult, StatusRow, StatusView, SubmissionDetail
+    from grader.service.submissions import CancelResult, StatusRow, StatusView
     from grader.service.submit import Receipt
 
 CONNECT_TIMEOUT = 5.0
@@ -110,7 +111,7 @@ class RemoteClient(Client):
         return self._call("GET", "/submissions", StatusView, params=params)
 
     def show(self, submission_id: int) -> SubmissionDetail:
-        from grader.service.submissions import SubmissionDetail
+        from grader.service.detail import SubmissionDetail
 
         return self._call("GET", f"/submissions/{submission_id}", SubmissionDetail)
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from grader.db.reads import BoardRow, best_per_participant, reference_rows
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
+
+if TYPE_CHECKING:
+    from grader.specs.exercise import ExerciseSpec
 
 
 class RankedRow(BaseModel):
@@ -36,14 +40,22 @@ def private_visible(ctx: Context, actor: Actor, exercise: str) -> bool:
     return actor.instructor or exercise in ctx.settings.revealed_exercises
 
 
-def leaderboard(ctx: Context, actor: Actor, *, exercise: str, profile: str | None = None, private: bool = False,
-                top: int | None = None) -> Leaderboard:
-    """Ranked best-per-participant, with baseline and references placed where they rank."""
+def require_board(ctx: Context, actor: Actor, *, exercise: str, profile: str, private: bool) -> ExerciseSpec:
+    """The exercise's spec if `actor` may see this board: NotFoundError for an unknown exercise or profile,
+    AccessError for a private board not revealed to a participant. Checked before any board is computed or
+    served from a cache."""
     spec = ctx.catalog.get(exercise)
-    profile = profile or ctx.settings.profile
     spec.profile(profile)
     if private and not private_visible(ctx, actor, exercise):
         require_instructor(actor, "the private leaderboard")
+    return spec
+
+
+def leaderboard(ctx: Context, actor: Actor, *, exercise: str, profile: str | None = None, private: bool = False,
+                top: int | None = None) -> Leaderboard:
+    """Ranked best-per-participant, with baseline and references placed where they rank."""
+    profile = profile or ctx.settings.profile
+    spec = require_board(ctx, actor, exercise=exercise, profile=profile, private=private)
     board = "private" if private else "public"
     people = best_per_participant(ctx.reads, exercise, profile, board)
     refs = reference_rows(ctx.reads, exercise, profile, spec.seed, spec.spec_hash())

@@ -2,8 +2,8 @@
 
 `status` and `history` import what they show and no more (the read side, quotas, states): `show`'s models
 (the rubric's Score, the Metrics, the job's claims and the supervisor's facts, some 50 pydantic models with
-what they import) live in grader.service.detail, imported by `show`, or on the first use of
-`SubmissionDetail` or `SeedRun` from here (module __getattr__), so `grader status` does not build them.
+what they import) live in grader.service.detail, which only `show` imports, so `grader status` does not
+build them.
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ from grader.service.states import ACTIVE, State
 if TYPE_CHECKING:
     from grader.rundir import RunDir
     from grader.service.context import Context
-    from grader.service.detail import SeedRun, SubmissionDetail
-
-__all__ = ["CancelResult", "SeedRun", "StatusRow", "StatusView", "SubmissionDetail", "cancel", "follow", "history",
-           "show", "status"]
+    from grader.service.detail import SubmissionDetail
 
 
 class StatusRow(BaseModel):
@@ -57,15 +54,6 @@ class StatusRow(BaseModel):
 class StatusView(BaseModel):
     rows: list[StatusRow]
     quotas: dict[str, QuotaStatus]
-
-
-def __getattr__(name: str) -> Any:
-    """`SubmissionDetail` and `SeedRun`, where they have always been imported from, loaded on first use."""
-    if name in ("SubmissionDetail", "SeedRun"):
-        from grader.service import detail
-
-        return getattr(detail, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _status_row(r: tuple[Any, ...], position: dict[int, int]) -> StatusRow:

@@ -28,8 +28,9 @@ from grader.reports import plots
 from grader.reports.plots import ClassPoint
 from grader.results import FailureReason, Outcome
 from grader.service.board import Leaderboard, RankedRow
+from grader.service.detail import SubmissionDetail
 from grader.service.states import State
-from grader.service.submissions import StatusRow, SubmissionDetail
+from grader.service.submissions import StatusRow
 from grader.web import STATIC_DIR, TEMPLATES_DIR
 
 if TYPE_CHECKING:
