@@ -51,6 +51,10 @@ class References(BaseModel):
         pool = ([self.baseline] if self.baseline else []) + self.others
         return max(pool, key=lambda r: r.accuracy, default=None)
 
+    @property
+    def names(self) -> list[str]:
+        return sorted(([self.baseline.name] if self.baseline else []) + [r.name for r in self.others])
+
 
 class CriterionScore(BaseModel):
     id: str
@@ -69,6 +73,9 @@ class Score(BaseModel):
     criteria: list[CriterionScore]
     diagnostics: list[str] = Field(default_factory=list)
     missing_references: list[str] = Field(default_factory=list)
+    references: list[str] | None = Field(
+        default=None, description="The references this grade compared against; a grade made before the "
+        "rest of them had run is stale once they have (None: graded before this was recorded).")
 
     @property
     def fraction(self) -> float:
@@ -140,7 +147,8 @@ def grade(result: JobResult, metrics: Metrics | None, rubric: RubricSpec, refs: 
         out.append(CriterionScore(id=crit.id, title=crit.title, points=round(frac * crit.points, 2),
                                   max_points=crit.points, feedback=text))
     return Score(total=round(sum(c.points for c in out), 2), max_total=rubric.total_points, graded=True,
-                 criteria=out, diagnostics=diagnose(result, metrics, spec, refs), missing_references=sorted(set(missing)))
+                 criteria=out, diagnostics=diagnose(result, metrics, spec, refs), missing_references=sorted(set(missing)),
+                 references=refs.names)
 
 
 def _criterion(crit: Any, acc: float, metrics: Metrics, result: JobResult, refs: References,

@@ -324,6 +324,34 @@ def test_equal_accuracies_share_a_rank(env: tuple[Context, FakeBackend]) -> None
     assert rows[1].within_noise and rows[0].accuracy == rows[1].accuracy
 
 
+def test_grades_made_before_every_reference_ran_are_regraded_when_they_land(
+        env: tuple[Context, FakeBackend]) -> None:
+    """The baseline graded alone compared itself with itself (full marks for 'approaches the best')."""
+    ctx, fake = env
+    first = submit(ctx, ALICE, tag="r1")
+    references(ctx, fake, {"baseline": 0.7})
+    baseline_id = _reference_row(ctx, "baseline")
+    alone = row(ctx, baseline_id)
+    assert alone["grade"]["references"] == ["baseline"]
+    finish(ctx, fake, first, accuracy=0.7)
+    assert row(ctx, first)["score"] == alone["score"]
+    references(ctx, fake, {"cnn_bn": 0.95})
+    regraded = row(ctx, baseline_id)
+    assert regraded["grade"]["references"] == ["baseline", "cnn_bn"]
+    assert regraded["score"] < alone["score"]
+    assert row(ctx, first)["score"] == regraded["score"]  # same accuracy, same references, same grade
+
+
+def _reference_row(ctx: Context, name: str) -> int:
+    from sqlalchemy import select
+
+    from grader.db.engine import session_scope
+    from grader.db.models import Submission
+
+    with session_scope(ctx.reader) as session:
+        return session.scalar(select(Submission.id).where(Submission.reference_name == name)) or 0
+
+
 def test_time_limit_derives_from_the_slowest_reference(env: tuple[Context, FakeBackend]) -> None:
     """A stuck submission holds the queue for a few reference-lengths, not the profile's 15 minutes."""
     ctx, fake = env

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from grader.db.engine import session_scope
 from grader.db.models import Participant, Result, Submission
 from grader.grading import ReferencePoint, References, Score, grade
-from grader.results import Facts, JobResult, JobSpec
+from grader.results import Facts, JobResult, JobSpec, Outcome
 from grader.scoring import Metrics
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context
@@ -68,10 +68,11 @@ class GradedRow(BaseModel):
 
 
 def grade_stored(ctx: Context, session: Session, sub: Submission, result: JobResult, metrics: Metrics | None,
-                 facts: Facts | None = None) -> GradedRow:
+                 facts: Facts | None = None, refs: References | None = None) -> GradedRow:
     spec = stored_spec(ctx, sub)
     rubric = ctx.catalog.rubric(sub.exercise)
-    refs = load_references(session, spec, sub.profile, sub.seed, rubric.board)
+    if refs is None:
+        refs = load_references(session, spec, sub.profile, sub.seed, rubric.board)
     score = grade(_trusted(result, facts), metrics, rubric, refs, spec)
     return GradedRow(score=score, rubric_hash=rubric_hash(rubric))
 
@@ -134,15 +135,18 @@ class RegradeReport(BaseModel):
 
 
 def regrade(ctx: Context, actor: Actor | None, exercise: str, profile: str | None = None,
-            only_missing_references: bool = False,
+            only_stale: bool = False,
             on_progress: Callable[[int, int], None] | None = None) -> RegradeReport:
     """Re-apply the current rubric to stored results. Never trains, never touches a backend.
 
-    `actor` None is the system itself (completing grades that waited for a reference).
+    `actor` None is the system itself, after a reference run landed: `only_stale` then regrades just the
+    grades made without it (those that waited for a reference, and those compared against fewer references
+    than there are now, the reference rows themselves included).
     """
     if actor is not None:
         require_instructor(actor, "regrading")
     ctx.catalog.get(exercise)
+    rubric = ctx.catalog.rubric(exercise)
     report = RegradeReport(exercise=exercise, regraded=0)
     with session_scope(ctx.engine) as session:
         query = (select(Submission, Result, Participant.name).join(Result, Result.submission_id == Submission.id)
@@ -151,12 +155,17 @@ def regrade(ctx: Context, actor: Actor | None, exercise: str, profile: str | Non
         if profile:
             query = query.where(Submission.profile == profile)
         rows = session.execute(query).all()
+        known: dict[tuple[str, str, int], References] = {}
         for i, (sub, res, name) in enumerate(rows, start=1):
-            if only_missing_references and not (res.grade or {}).get("missing_references"):
+            key = (sub.spec_hash, sub.profile, sub.seed)
+            if key not in known:
+                known[key] = load_references(session, stored_spec(ctx, sub), sub.profile, sub.seed, rubric.board)
+            refs = known[key]
+            if only_stale and not _stale(res, refs):
                 continue
             before = res.score
             result, metrics, facts = stored_run(res)
-            apply_grade(res, grade_stored(ctx, session, sub, result, metrics, facts))
+            apply_grade(res, grade_stored(ctx, session, sub, result, metrics, facts, refs))
             report.regraded += 1
             if before != res.score:
                 report.changes.append(GradeChange(submission_id=sub.id, participant=name, before=before,
@@ -164,3 +173,10 @@ def regrade(ctx: Context, actor: Actor | None, exercise: str, profile: str | Non
             if on_progress:
                 on_progress(i, len(rows))
     return report
+
+
+def _stale(res: Result, refs: References) -> bool:
+    grade = res.grade or {}
+    if grade.get("missing_references"):
+        return True
+    return res.outcome == Outcome.OK.value and grade.get("references") != refs.names

@@ -79,7 +79,7 @@ def reconcile(ctx: Context, ids: list[int] | None = None) -> SyncReport:
             if not done and name != "local" and status.state in (JobState.PENDING, JobState.RUNNING):
                 report.waiting_remote += 1
     for exercise, profile in touched_refs:  # grades waiting for a reference can now be completed
-        regrade(ctx, None, exercise, profile, only_missing_references=True)
+        regrade(ctx, None, exercise, profile, only_stale=True)
     return report
 
 
