@@ -84,11 +84,18 @@ def test_mnist_convolutions_beat_the_dense_baseline_and_batch_norm_trains(
     assert max(acc[d] for d in DENSE) + 0.01 <= max(acc[c] for c in CONV), acc
 
 
-def test_asl_cnns_beat_the_dense_baseline(measured: dict[str, dict[str, float]]) -> None:
+# The plain CNN's spread over four seeds on the smoke profile (docs/validation.md): augmentation and the
+# CNN are level within it, and a single seed cannot order them more finely.
+ASL_SEED_NOISE = 0.06
+
+
+def test_asl_cnns_beat_the_dense_baseline_and_augmentation_is_not_below_the_cnn(
+        measured: dict[str, dict[str, float]]) -> None:
     acc = measured["asl"]
     assert set(acc) == {"baseline", "cnn", "cnn_augment"}
     below(acc, "baseline", "cnn")
     below(acc, "baseline", "cnn_augment")
+    assert acc["cnn_augment"] >= acc["cnn"] - ASL_SEED_NOISE, acc
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
