@@ -23,7 +23,7 @@ from grader.specs.keras2 import KERAS2_RENAMES, rename_hint
 from grader.submission import cells_to_module, check_source
 
 if TYPE_CHECKING:
-    from grader.service.foreground import GradeReport
+    from grader.service.graded_run import GradeReport
     from grader.specs.exercise import ExerciseSpec
 
 DEFAULT_PROFILE = "notebook"
@@ -323,7 +323,7 @@ def _grade(source: str, sha256: str, *, exercise: str, profile: str, seed: int |
     key = (sha256, exercise, profile, seed, str(settings.home))
     if key not in _REPORTS:
         from grader.service.context import Context  # database and backends: only when grading
-        from grader.service.foreground import grade_source
+        from grader.service.graded_run import grade_source
 
         _REPORTS[key] = grade_source(source, exercise=exercise, profile=profile, ctx=Context(settings=settings),
                                      seed=seed, references=("baseline",))

@@ -207,7 +207,8 @@ def supervise(run: RunDir) -> SupervisorReport:
         if why is not None:
             _kill_group(proc, 0 if why is Verdict.DISK_QUOTA else GRACE_SECONDS)
             break
-        time.sleep(POLL_SECONDS)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=POLL_SECONDS)  # returns as soon as the job ends, where a sleep would not
     proc.wait()
     wall = time.monotonic() - start
     strays = _kill_strays() if subreaper else 0

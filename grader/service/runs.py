@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -100,8 +101,12 @@ def read_events(run: RunDir, offset: int) -> tuple[list[dict[str, Any]], int]:
     return events, offset + len(complete)
 
 
-def follow_progress(run: RunDir, done: Callable[[], bool], poll: float = 0.25) -> Iterator[dict[str, Any]]:
-    """Yield progress events as the supervisor appends them (tail -f on progress.jsonl)."""
+def follow_progress(run: RunDir, done: Callable[[], bool], poll: float = 0.25,
+                    pause: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
+    """Yield progress events as the supervisor appends them (tail -f on progress.jsonl).
+
+    `pause(poll)` waits between reads; a caller holding the process passes one that returns when it ends.
+    """
     offset = 0
     while True:
         finished = done()
@@ -109,7 +114,14 @@ def follow_progress(run: RunDir, done: Callable[[], bool], poll: float = 0.25) -
         yield from events
         if finished:
             return
-        time.sleep(poll)
+        pause(poll)
+
+
+def _until_exit(proc: subprocess.Popen[bytes]) -> Callable[[float], None]:
+    def pause(seconds: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=seconds)
+    return pause
 
 
 def run_foreground(run: RunDir, job: JobSpec, on_progress: ProgressFn | None = None) -> None:
@@ -117,7 +129,7 @@ def run_foreground(run: RunDir, job: JobSpec, on_progress: ProgressFn | None = N
     write_job_json(run, job)
     proc = subprocess.Popen(supervisor_argv(run.path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        for event in follow_progress(run, lambda: proc.poll() is not None):
+        for event in follow_progress(run, lambda: proc.poll() is not None, pause=_until_exit(proc)):
             if on_progress:
                 on_progress(event)
     except KeyboardInterrupt:
