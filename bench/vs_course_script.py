@@ -113,8 +113,10 @@ def main() -> None:
         raise SystemExit("set GRADER_DATA_DIR to a folder with mnist.npz and fashion_mnist.npz")
     with tempfile.TemporaryDirectory(prefix="grader-vs-course-") as tmp:
         folder = Path(tmp)
-        env = {**os.environ, "GRADER_HOME": str(folder / "home"), "GRADER_COURSE_DIR": str(REPO),
-               "GRADER_CONFIG": str(folder / "none.toml"), "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        # Bytecode is cached as in an installed package (without it grader's own modules compile on every run).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(GRADER_HOME=str(folder / "home"), GRADER_COURSE_DIR=str(REPO), GRADER_CONFIG=str(folder / "none.toml"),
+                   COLUMNS="200", TF_CPP_MIN_LOG_LEVEL="2")
         rows = []
         for name in args.models.split(","):
             exercise, dataset, ref = MODELS[name]
