@@ -209,7 +209,10 @@ def test_cancelled_is_a_state_and_ctrl_c_leaves_the_job_running(tmp_path: Path) 
         with worker_lock_held(home):  # jobs stay queued: no training needed for this part
             proc = subprocess.Popen([*GRADER, "submit", str(dense(tmp_path / "m.py", 8)), "-e", "mnist", "--wait"],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(6)
+            deadline = time.monotonic() + 120  # Ctrl-C once it waits on a queued row (slow on a loaded machine)
+            while not json.loads(run(["status", "--json"], env).stdout)["rows"] and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 130, (out, err)
