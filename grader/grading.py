@@ -52,8 +52,9 @@ class References(BaseModel):
         return max(pool, key=lambda r: r.accuracy, default=None)
 
     @property
-    def names(self) -> list[str]:
-        return sorted(([self.baseline.name] if self.baseline else []) + [r.name for r in self.others])
+    def measured(self) -> dict[str, float]:
+        """Each reference's accuracy by name: what a grade compared against."""
+        return {r.name: r.accuracy for r in ([self.baseline] if self.baseline else []) + self.others}
 
 
 class CriterionScore(BaseModel):
@@ -73,9 +74,10 @@ class Score(BaseModel):
     criteria: list[CriterionScore]
     diagnostics: list[str] = Field(default_factory=list)
     missing_references: list[str] = Field(default_factory=list)
-    references: list[str] | None = Field(
-        default=None, description="The references this grade compared against; a grade made before the "
-        "rest of them had run is stale once they have (None: graded before this was recorded).")
+    references: dict[str, float] | None = Field(
+        default=None, description="The reference results this grade compared against (accuracy by name); a grade "
+        "is stale once they differ from the stored ones, e.g. when the rest of them have run (None: graded before "
+        "this was recorded).")
 
     @property
     def fraction(self) -> float:
@@ -148,7 +150,7 @@ def grade(result: JobResult, metrics: Metrics | None, rubric: RubricSpec, refs: 
                                   max_points=crit.points, feedback=text))
     return Score(total=round(sum(c.points for c in out), 2), max_total=rubric.total_points, graded=True,
                  criteria=out, diagnostics=diagnose(result, metrics, spec, refs), missing_references=sorted(set(missing)),
-                 references=refs.names)
+                 references=refs.measured)
 
 
 def _criterion(crit: Any, acc: float, metrics: Metrics, result: JobResult, refs: References,

@@ -233,6 +233,31 @@ def test_cancelled_is_a_state_and_ctrl_c_leaves_the_job_running(tmp_path: Path) 
         stop_workers(home)
 
 
+# Stops `grader run` where it would start the sandbox supervisor and reports what it had imported by then.
+RUN_PROBE = """
+import subprocess, sys
+class Stop(subprocess.Popen):
+    def __init__(self, args, *a, **k):
+        if "grader.sandbox" in " ".join(map(str, args)):
+            print("PROBE", sorted(m for m in ("sqlalchemy", "tensorflow", "keras") if m in sys.modules))
+            raise SystemExit(0)
+        super().__init__(args, *a, **k)
+subprocess.Popen = Stop
+from grader.cli.app import main
+sys.argv = ["grader", *sys.argv[1:]]
+main()
+"""
+
+
+def test_grader_run_starts_the_job_before_loading_the_database_layer(tmp_path: Path) -> None:
+    """`grader run` stores nothing: SQLAlchemy (0.3-0.45 s to import) must not delay the job's start."""
+    env = grader_env(tmp_path / "home", REPO, user="ada")
+    proc = subprocess.run([sys.executable, "-c", RUN_PROBE, "run", str(dense(tmp_path / "m.py", 8)), "-e", "mnist"],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "PROBE []" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_export_of_one_exercise_carries_only_its_notebooks(graded: dict[str, str], tmp_path: Path) -> None:
     pytest.importorskip("nbgrader.api", reason="nbgrader is not installed (the notebook extra)")
     from nbgrader.api import Gradebook

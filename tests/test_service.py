@@ -332,12 +332,13 @@ def test_grades_made_before_every_reference_ran_are_regraded_when_they_land(
     references(ctx, fake, {"baseline": 0.7})
     baseline_id = _reference_row(ctx, "baseline")
     alone = row(ctx, baseline_id)
-    assert alone["grade"]["references"] == ["baseline"]
+    assert alone["grade"]["references"] == {"baseline": alone["public"]}
     finish(ctx, fake, first, accuracy=0.7)
     assert row(ctx, first)["score"] == alone["score"]
     references(ctx, fake, {"cnn_bn": 0.95})
+    cnn_bn = _reference_row(ctx, "cnn_bn")
     regraded = row(ctx, baseline_id)
-    assert regraded["grade"]["references"] == ["baseline", "cnn_bn"]
+    assert regraded["grade"]["references"] == {"baseline": alone["public"], "cnn_bn": row(ctx, cnn_bn)["public"]}
     assert regraded["score"] < alone["score"]
     assert row(ctx, first)["score"] == regraded["score"]  # same accuracy, same references, same grade
 

@@ -14,11 +14,13 @@ from pydantic import BaseModel
 
 from grader.grading import References, diagnose
 from grader.results import Facts, JobResult, JobSpec
+from grader.rundir import RunDir
 from grader.scoring import Metrics
 from grader.service.context import Context
-from grader.service.ingest import ingest
+from grader.service.ingest import Ingested, ingest
 from grader.service.runs import prepare_run, run_foreground
-from grader.submission import read_submission
+from grader.specs.exercise import ExerciseSpec
+from grader.submission import SubmissionInfo, read_submission
 
 
 class LocalRun(BaseModel):
@@ -34,15 +36,21 @@ class LocalRun(BaseModel):
     warnings: list[str]
 
 
+def train_now(ctx: Context, source: str, info: SubmissionInfo, spec: ExerciseSpec, profile: str, seed: int | None,
+              on_progress: Callable[[dict[str, Any]], None] | None) -> tuple[RunDir, JobSpec, Ingested]:
+    """Prepare a run directory, train in the sandbox in the foreground, ingest what the job left."""
+    run, job = prepare_run(source, info, spec, profile, seed, ctx.settings)
+    run_foreground(run, job, on_progress)
+    return run, job, ingest(run, job, ctx.labels(spec, profile))
+
+
 def run_once(ctx: Context, path: Path, *, exercise: str, profile: str | None = None, seed: int | None = None,
              on_progress: Callable[[dict[str, Any]], None] | None = None) -> LocalRun:
     spec = ctx.catalog.get(exercise)
     profile = profile or ctx.settings.profile
     spec.profile(profile)
     source, info = read_submission(path, spec)
-    run, job = prepare_run(source, info, spec, profile, seed, ctx.settings)
-    run_foreground(run, job, on_progress)
-    got = ingest(run, job, ctx.labels(spec, profile))
+    run, job, got = train_now(ctx, source, info, spec, profile, seed, on_progress)
     metrics = got.metrics.for_participant() if got.metrics is not None else None
     tips = diagnose(got.result, got.metrics, spec, References()) if got.metrics is not None else []
     return LocalRun(run_dir=str(run.path), job=job, result=got.result, metrics=metrics, facts=got.facts,

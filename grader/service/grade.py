@@ -140,8 +140,8 @@ def regrade(ctx: Context, actor: Actor | None, exercise: str, profile: str | Non
     """Re-apply the current rubric to stored results. Never trains, never touches a backend.
 
     `actor` None is the system itself, after a reference run landed: `only_stale` then regrades just the
-    grades made without it (those that waited for a reference, and those compared against fewer references
-    than there are now, the reference rows themselves included).
+    grades compared against other reference results than those stored now (those that waited for it, and
+    those made before it ran, the reference rows themselves included).
     """
     if actor is not None:
         require_instructor(actor, "regrading")
@@ -176,7 +176,6 @@ def regrade(ctx: Context, actor: Actor | None, exercise: str, profile: str | Non
 
 
 def _stale(res: Result, refs: References) -> bool:
-    grade = res.grade or {}
-    if grade.get("missing_references"):
-        return True
-    return res.outcome == Outcome.OK.value and grade.get("references") != refs.names
+    """Graded against other reference results than those stored now (a grade that waited for a missing
+    reference included: it lacks that one). A failed run's grade does not depend on them."""
+    return res.outcome == Outcome.OK.value and (res.grade or {}).get("references") != refs.measured

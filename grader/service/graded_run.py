@@ -9,13 +9,11 @@ from pydantic import BaseModel
 from grader.db.engine import session_scope
 from grader.grading import Score, grade
 from grader.results import JobResult
-from grader.rundir import RunDir
 from grader.scoring import Metrics
 from grader.service.context import Context
+from grader.service.foreground import train_now
 from grader.service.grade import load_references
-from grader.service.ingest import Ingested, ingest
 from grader.service.references import wait_for_references
-from grader.service.runs import prepare_run, run_foreground
 from grader.service.submit import ensure_references
 from grader.submission import check_source
 
@@ -49,9 +47,7 @@ def grade_source(source: str, *, exercise: str, profile: str, ctx: Context, seed
     ensure_references(ctx, spec, profile, backend="local", only=references)
     ctx.ensure_worker()
     wait_for_references(ctx, exercise, profile, timeout=reference_timeout)
-    run, job = prepare_run(source, info, spec, profile, seed, ctx.settings)
-    run_foreground(run, job, on_progress)
-    got: Ingested = ingest(RunDir(run.path), job, ctx.labels(spec, profile))
+    _, _, got = train_now(ctx, source, info, spec, profile, seed, on_progress)
     with session_scope(ctx.reader) as session:
         refs = load_references(session, spec, profile, spec.seed if seed is None else seed, rubric.board)
     score = grade(got.result, got.metrics, rubric, refs, spec)
