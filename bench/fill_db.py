@@ -41,7 +41,8 @@ from grader import __version__  # noqa: E402
 from grader.db.engine import make_engine, session_scope  # noqa: E402
 from grader.db.models import Participant, Result, Submission  # noqa: E402
 from grader.grading import Score  # noqa: E402
-from grader.results import ErrorKind, Facts, IsolationPolicy, JobResult, JobSpec  # noqa: E402
+from grader.outcomes import ErrorKind  # noqa: E402
+from grader.results import Facts, IsolationPolicy, JobResult, JobSpec  # noqa: E402
 from grader.scoring import Metrics  # noqa: E402
 from grader.settings import Settings  # noqa: E402
 from grader.specs.catalog import ExerciseCatalog  # noqa: E402

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.results import ErrorKind
+from grader.outcomes import ErrorKind
 
 # {minutes}, {seconds}, {memory_mb}, {quota_mb}, {phase}, {exit} are filled in by `message`.
 MESSAGES: dict[ErrorKind, str] = {

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from grader import advice
-from grader.results import FailureReason, JobResult, Outcome
+from grader.outcomes import FailureReason, Outcome
+from grader.results import JobResult
 from grader.scoring import Metrics
 from grader.specs.exercise import ExerciseSpec
 from grader.specs.rubric import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grader.errors import GraderError, SubmissionError
-from grader.results import ErrorKind, Outcome
+from grader.outcomes import ErrorKind, Outcome
 from grader.settings import Settings
 from grader.specs.catalog import ExerciseCatalog
 from grader.specs.keras2 import KERAS2_RENAMES, rename_hint

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from grader.backends.base import Backend, JobHandle, JobState, JobStatus
-from grader.results import EpochRecord, JobResult, JobSpec, Outcome, SupervisorReport, Verdict
+from grader.outcomes import Outcome
+from grader.results import EpochRecord, JobResult, JobSpec, SupervisorReport, Verdict
 from grader.rundir import RunDir
 from grader.service.access import Actor
 from grader.service.context import Context

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -256,6 +257,27 @@ def test_grader_run_starts_the_job_before_loading_the_database_layer(tmp_path: P
                           env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "PROBE []" in proc.stdout, proc.stdout + proc.stderr
+
+
+READ_PROBE = """
+import sys
+from grader.cli.app import main
+sys.argv = ["grader", *sys.argv[1:]]
+try:
+    main()
+finally:
+    heavy = ("sqlalchemy", "tensorflow", "keras", "numpy", "grader.results", "grader.specs.exercise")
+    print("PROBE", sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_status_builds_no_result_or_spec_models(graded: dict[str, str], tmp_path: Path) -> None:
+    """`grader status` only counts and lists: the job-result and exercise-spec models (about 30 ms of pydantic
+    schema building) and the database and training libraries stay unloaded."""
+    proc = subprocess.run([sys.executable, "-c", READ_PROBE, "status", "--all"], env=graded, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\d/10", proc.stdout) and "PROBE []" in proc.stdout, proc.stdout + proc.stderr  # rows shown
 
 
 def test_export_of_one_exercise_carries_only_its_notebooks(graded: dict[str, str], tmp_path: Path) -> None:

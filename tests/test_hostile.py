@@ -32,7 +32,8 @@ import pytest
 from grader.backends.base import write_job_json
 from grader.datasets import heldout_labels
 from grader.landlock import abi_version
-from grader.results import ErrorKind, Outcome, SupervisorReport, Verdict
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import SupervisorReport, Verdict
 from grader.rundir import RunDir
 from grader.sandbox import Policy, detect_isolation
 from grader.sandbox.supervisor import OUTPUT_CAP_BYTES

@@ -23,7 +23,8 @@ import pytest
 from grader.backends.base import write_job_json
 from grader.datasets import heldout_labels
 from grader.errors import SubmissionError
-from grader.results import ErrorKind, JobResult, Outcome, SupervisorReport, Verdict, validate_result
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import JobResult, SupervisorReport, Verdict, validate_result
 from grader.rundir import RunDir
 from grader.sandbox import build_env
 from grader.service.ingest import Ingested, ingest

@@ -20,8 +20,9 @@ pytest.importorskip("jinja2", reason="the pages need Jinja2 (the server extra)")
 
 from grader.db.reads import BoardRow
 from grader.grading import CriterionScore, Score
+from grader.outcomes import ErrorKind, FailureReason, Outcome
 from grader.reports import plots
-from grader.results import EpochRecord, ErrorKind, Facts, FailureReason, JobResult, Outcome
+from grader.results import EpochRecord, Facts, JobResult
 from grader.scoring import Breakdown, ClassScore, Metrics
 from grader.service.board import Leaderboard, RankedRow
 from grader.service.detail import SeedRun, SubmissionDetail

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.results import ErrorKind, JobResult, Outcome
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import JobResult
 from grader.rundir import RunDir
 from grader.sandbox import ENV_KEEP, build_command, build_env, detect_isolation
 

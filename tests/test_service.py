@@ -14,7 +14,8 @@ from service_fixtures import INSTRUCTOR, FakeBackend, finish_run, job_of, make_c
 
 from grader.backends.base import JobState
 from grader.errors import AccessError, NotFoundError, QuotaError, SubmissionError
-from grader.results import ErrorKind, JobResult, Outcome, Verdict
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import JobResult, Verdict
 from grader.service import board, export, submissions
 from grader.service.access import Actor
 from grader.service.context import Context

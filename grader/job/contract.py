@@ -7,7 +7,7 @@ import sys
 import traceback
 from typing import Any
 
-from grader.results import ErrorKind
+from grader.outcomes import ErrorKind
 from grader.specs.exercise import ExerciseSpec
 from grader.specs.keras2 import KERAS2_RENAMES, rename_hint
 

@@ -38,7 +38,8 @@ from grader.job.contract import (
     traceback_tail,
     your_line,
 )
-from grader.results import EpochRecord, ErrorKind, JobResult, JobSpec, Outcome, utcnow
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import EpochRecord, JobResult, JobSpec, utcnow
 from grader.rundir import INPUT_X_HELDOUT, INPUT_X_TRAIN, INPUT_Y_TRAIN, RunDir
 
 PACKAGE_DIR = Path(grader.__file__).resolve().parent

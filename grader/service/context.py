@@ -13,15 +13,15 @@ from grader.backends import get_backend
 from grader.entrypoints import worker_argv
 from grader.rundir import atomic_write_text
 from grader.settings import Settings
-from grader.specs.catalog import ExerciseCatalog
-from grader.specs.exercise import ExerciseSpec
 
-if TYPE_CHECKING:  # SQLAlchemy and NumPy are imported only by the paths that need them (read commands do not)
+if TYPE_CHECKING:  # SQLAlchemy, NumPy and the spec models are imported only by the paths that need them
     from sqlalchemy import Engine
 
     from grader.backends.base import Backend
     from grader.datasets import HeldOutLabels
     from grader.db.reads import Reader
+    from grader.specs.catalog import ExerciseCatalog
+    from grader.specs.exercise import ExerciseSpec
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Context:
 
     @cached_property
     def catalog(self) -> ExerciseCatalog:
+        from grader.specs.catalog import ExerciseCatalog
+
         return ExerciseCatalog(self.settings.resolved_course_dir)
 
     @cached_property

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from grader.db.engine import session_scope
 from grader.db.models import Participant, Result, Submission
 from grader.grading import ReferencePoint, References, Score, grade
-from grader.results import Facts, JobResult, JobSpec, Outcome
+from grader.outcomes import Outcome
+from grader.results import Facts, JobResult, JobSpec
 from grader.scoring import Metrics
 from grader.service.access import Actor, require_instructor
 from grader.service.context import Context

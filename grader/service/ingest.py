@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from grader import advice
 from grader.datasets import HeldOutLabels
 from grader.errors import ResultError
-from grader.results import ErrorKind, Facts, JobResult, JobSpec, Outcome, SupervisorReport, Verdict, validate_result
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import Facts, JobResult, JobSpec, SupervisorReport, Verdict, validate_result
 from grader.rundir import RunDir
 from grader.scoring import Metrics, check_labels, score
 from grader.untrusted import UntrustedFileError, npz_sizes, parse_npy, read_bytes, read_json, read_tail

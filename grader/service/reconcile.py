@@ -21,7 +21,8 @@ from grader.backends.base import JobHandle, JobState, JobStatus
 from grader.db.engine import session_scope
 from grader.db.models import Submission
 from grader.errors import GraderError
-from grader.results import ErrorKind, JobResult, JobSpec, Outcome, Verdict
+from grader.outcomes import ErrorKind, Outcome
+from grader.results import JobResult, JobSpec, Verdict
 from grader.rundir import RunDir
 from grader.service.context import Context
 from grader.service.grade import apply_grade, grade_stored, regrade, result_row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from grader.results import FailureReason
+from grader.outcomes import FailureReason
 
 
 class State(StrEnum):

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from grader.db import reads
 from grader.db.reads import loads, when
 from grader.errors import NotFoundError
-from grader.results import FailureReason
+from grader.outcomes import FailureReason
 from grader.service.access import Actor, require_instructor, require_visible
 from grader.service.quota import QuotaStatus, quota_status
 from grader.service.states import ACTIVE, State

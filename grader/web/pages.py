@@ -24,9 +24,9 @@ from pydantic import BaseModel, Field
 
 from grader import __version__, text
 from grader.errors import GraderError
+from grader.outcomes import FailureReason, Outcome
 from grader.reports import plots
 from grader.reports.plots import ClassPoint
-from grader.results import FailureReason, Outcome
 from grader.service.board import Leaderboard, RankedRow
 from grader.service.detail import SubmissionDetail
 from grader.service.states import State
