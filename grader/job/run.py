@@ -317,6 +317,11 @@ class _EpochCallback:
         import keras
 
         class Callback(keras.callbacks.Callback):
+            # A callback with a batch hook makes Keras turn every step's logs into Python floats before the next
+            # step starts (a device sync per batch), unless it says it is safe to run on Keras' callback thread:
+            # this one only reads the loss and sets two flags, and Keras waits for it before on_epoch_end.
+            async_safe = True
+
             def __init__(self) -> None:
                 super().__init__()
                 self.history: list[EpochRecord] = []
