@@ -208,14 +208,21 @@ def test_cancelled_is_a_state_and_ctrl_c_leaves_the_job_running(tmp_path: Path) 
     env = grader_env(home, course, user="ada", COLUMNS="100")
     try:
         with worker_lock_held(home):  # jobs stay queued: no training needed for this part
+            # PYTHONFAULTHANDLER: should Ctrl-C ever fail to end the wait, SIGABRT below prints where it hung
             proc = subprocess.Popen([*GRADER, "submit", str(dense(tmp_path / "m.py", 8)), "-e", "mnist", "--wait"],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 120  # Ctrl-C once it waits on a queued row (slow on a loaded machine)
             while not json.loads(run(["status", "--json"], env).stdout)["rows"] and time.monotonic() < deadline:
                 time.sleep(0.5)
             time.sleep(2)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                out, err = proc.communicate(timeout=30)
+                pytest.fail(f"grader submit --wait did not end within 60 s of Ctrl-C; its threads:\n{err[-6000:]}")
             assert proc.returncode == 130, (out, err)
             sid = int(out.split("submission ")[1].split()[0])
             assert "keeps running" in err and f"grader wait {sid}" in err and f"grader cancel {sid}" in err
