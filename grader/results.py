@@ -52,8 +52,8 @@ Seconds = Annotated[float, Field(ge=0, le=1e8, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
-    # defer_build: each model's validator is built on its first use, not at import (grader status imports this
-    # module for FailureReason alone; a job or an ingest builds what it uses)
+    # defer_build: each model's validator is built on its first use, not at import (`grader show` and the
+    # feedback pages read two of these models; a job or an ingest builds what it uses)
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 

@@ -241,50 +241,54 @@ def test_cancelled_is_a_state_and_ctrl_c_leaves_the_job_running(tmp_path: Path) 
         stop_workers(home)
 
 
-# Stops `grader run` where it would start the sandbox supervisor and reports what it had imported by then.
-RUN_PROBE = """
-import subprocess, sys
-class Stop(subprocess.Popen):
+# Runs one grader command in-process and prints which heavy modules it had loaded when it ended, or, for a
+# command that trains, when it was about to start the sandbox supervisor (it stops there: no training).
+PROBE = """
+import json, subprocess, sys
+WATCH = ("sqlalchemy", "tensorflow", "keras", "numpy", "grader.results", "grader.specs.exercise")
+stopped = False
+class StopAtSandbox(subprocess.Popen):
     def __init__(self, args, *a, **k):
+        global stopped
         if "grader.sandbox" in " ".join(map(str, args)):
-            print("PROBE", sorted(m for m in ("sqlalchemy", "tensorflow", "keras") if m in sys.modules))
+            stopped = True
             raise SystemExit(0)
         super().__init__(args, *a, **k)
-subprocess.Popen = Stop
-from grader.cli.app import main
-sys.argv = ["grader", *sys.argv[1:]]
-main()
-"""
-
-
-def test_grader_run_starts_the_job_before_loading_the_database_layer(tmp_path: Path) -> None:
-    """`grader run` stores nothing: SQLAlchemy (0.3-0.45 s to import) must not delay the job's start."""
-    env = grader_env(tmp_path / "home", REPO, user="ada")
-    proc = subprocess.run([sys.executable, "-c", RUN_PROBE, "run", str(dense(tmp_path / "m.py", 8)), "-e", "mnist"],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "PROBE []" in proc.stdout, proc.stdout + proc.stderr
-
-
-READ_PROBE = """
-import sys
+subprocess.Popen = StopAtSandbox
 from grader.cli.app import main
 sys.argv = ["grader", *sys.argv[1:]]
 try:
     main()
 finally:
-    heavy = ("sqlalchemy", "tensorflow", "keras", "numpy", "grader.results", "grader.specs.exercise")
-    print("PROBE", sorted(m for m in heavy if m in sys.modules))
+    print("PROBE", json.dumps({"stopped": stopped, "loaded": sorted(m for m in WATCH if m in sys.modules)}))
 """
+
+
+def loaded_by(args: list[str], env: dict[str, str], cwd: Path) -> tuple[set[str], bool, str]:
+    """The watched modules `grader ARGS` loaded, whether it stopped at the sandbox's start, and its output."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    probe = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
+    assert probe, proc.stdout + proc.stderr
+    got = json.loads(probe[-1].removeprefix("PROBE "))
+    return set(got["loaded"]), got["stopped"], proc.stdout
+
+
+def test_grader_run_starts_the_job_before_loading_the_database_layer(tmp_path: Path) -> None:
+    """`grader run` stores nothing: SQLAlchemy (0.3-0.45 s to import) must not delay the job's start."""
+    env = grader_env(tmp_path / "home", REPO, user="ada")
+    loaded, stopped, out = loaded_by(["run", str(dense(tmp_path / "m.py", 8)), "-e", "mnist"], env, tmp_path)
+    assert stopped, out  # it got as far as starting the job
+    assert not loaded & {"sqlalchemy", "tensorflow", "keras"}, loaded
 
 
 def test_status_builds_no_result_or_spec_models(graded: dict[str, str], tmp_path: Path) -> None:
     """`grader status` only counts and lists: the job-result and exercise-spec models (about 30 ms of pydantic
     schema building) and the database and training libraries stay unloaded."""
-    proc = subprocess.run([sys.executable, "-c", READ_PROBE, "status", "--all"], env=graded, capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert re.search(r"\d/10", proc.stdout) and "PROBE []" in proc.stdout, proc.stdout + proc.stderr  # rows shown
+    loaded, _, out = loaded_by(["status", "--all"], graded, tmp_path)
+    assert re.search(r"\d/10", out), out  # the rows were shown
+    assert loaded == set(), loaded
 
 
 def test_export_of_one_exercise_carries_only_its_notebooks(graded: dict[str, str], tmp_path: Path) -> None:
