@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,29 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
         )
 
     return check
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI's command servers (grader/cli/command_server.py): the read commands the tests run start one; it
+# lives in this run's own runtime folder and stops with the run instead of idling on for 15 minutes.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def command_server_runtime() -> Iterator[Path]:
+    import shutil
+    import tempfile
+
+    from grader.cli.command_client import stop_servers
+
+    folder = Path(tempfile.mkdtemp(prefix="grader-run-"))  # short: a socket's path must fit in 108 bytes
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(folder)
+    yield folder
+    stop_servers(str(folder))
+    shutil.rmtree(folder, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = previous
 
 
 # ---------------------------------------------------------------------------------------------

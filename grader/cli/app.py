@@ -14,12 +14,11 @@ from typing import Annotated
 import typer
 
 from grader import __version__
+from grader.cli.argv import requested
 from grader.errors import GraderError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 HELP = "Grade hands-on Keras exercises: submit, train in a sandbox, score, rank."
-# The root's options that take a value: main() skips them (and their value) to find the command asked for.
-VALUE_OPTIONS = ("--home", "--db-url", "--backend", "--course-dir", "--server")
 
 
 def _new_app() -> typer.Typer:
@@ -76,23 +75,6 @@ def register(app: typer.Typer) -> None:
 
 app = _new_app()
 register(app)
-
-
-def requested(argv: list[str]) -> str | None:
-    """The command or group `argv` asks for (after the root's options), or None: help, --version, completion,
-    anything unexpected; those get the whole app, so that usage errors read exactly as before."""
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in VALUE_OPTIONS:
-            i += 2
-        elif arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS)):
-            i += 1
-        elif arg.startswith("-"):
-            return None  # -h, --help, --version, --install-completion, --, a typo: the whole app answers
-        else:
-            return arg
-    return None
 
 
 def _command_name(info: typer.models.CommandInfo) -> str:
