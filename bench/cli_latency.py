@@ -6,7 +6,14 @@ alternate round-robin for --rounds rounds (the start rotates each round), after 
 of each that also checks its exit code. `python -c pass` is timed alongside as the floor no command can
 go under, and so is a process that imports only the libraries a read command needs (LIBRARY_FLOOR), which
 shows how much of a command's time is grader's own. Beside wall time it prints each process's CPU time (user
-+ sys, from getrusage), which a loaded machine inflates much less than wall time.
++ sys, from getrusage), which a loaded machine inflates much less than wall time; for a served command that
+is the `grader` process only, not the server's child that does the work.
+
+Each read command is timed twice in the same rounds: as a participant runs it (answered by the command
+server, grader/cli/command_server.py, which the warm-up's first command starts in HOME/run, this bench's own
+XDG_RUNTIME_DIR) and in its own process (GRADER_COMMAND_SERVER=0). --cold N then times N first calls:
+the server stopped, `grader status` run in its own process while it starts the server, and how long after
+that call began the server listens.
 
 The state folder is filled by bench/fill_db.py (default 10,000 submissions from 200 participants over 3
 exercises). The environment is embedded mode: no GRADER_* variable of the caller's, no server, no saved
@@ -44,6 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from grader.cli.command_client import stop_servers  # noqa: E402 - after the path setup above
+
 TARGET_S = 0.3
 
 # What a read command imports before grader's own code runs: Typer (0.29 builds a pydantic TypeAdapter per
@@ -64,10 +73,50 @@ def embedded_env(home: Path, participant: str, instructor: bool) -> dict[str, st
     env.update({"PYTHONPYCACHEPREFIX": str(home / "pycache"),
                 "GRADER_HOME": str(home), "GRADER_COURSE_DIR": str(REPO), "GRADER_CONFIG": str(home / "none.toml"),
                 "GRADER_CREDENTIALS": str(home / "none-credentials.json"), "XDG_CONFIG_HOME": str(home / "none-xdg"),
-                "LOGNAME": participant, "USER": participant, "COLUMNS": "160"})
+                "LOGNAME": participant, "USER": participant, "COLUMNS": "160",
+                "XDG_RUNTIME_DIR": str(runtime_dir(home))})
     if not instructor:
         env["GRADER_INSTRUCTORS"] = "prof"
     return env
+
+
+def runtime_dir(home: Path) -> Path:
+    """This bench's own folder for the command server's socket (XDG_RUNTIME_DIR), so it starts and stops its own."""
+    path = home / "run"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def wait_for_server(home: Path, timeout_s: float = 30) -> None:
+    """The warm-up's first read command started the command server; time nothing until it listens."""
+    deadline = time.monotonic() + timeout_s
+    while not listening(home):
+        if time.monotonic() > deadline:
+            sys.exit("the command server did not start within 30 s")
+        time.sleep(0.01)
+
+
+def listening(home: Path) -> list[Path]:
+    return list(runtime_dir(home).glob("grader-*/cmd-*.sock"))
+
+
+def cold(grader: list[str], env: dict[str, str], home: Path, runs: int) -> None:
+    """`grader status` with no server yet: it runs in its own process and starts one for the next command."""
+    first, ready = [], []
+    for _ in range(runs):
+        stop_servers(str(runtime_dir(home)))
+        deadline = time.monotonic() + 30
+        while listening(home) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t = time.perf_counter()
+        subprocess.run([*grader, "status"], env=env, cwd=home, capture_output=True, check=True)
+        first.append(time.perf_counter() - t)
+        wait_for_server(home)
+        ready.append(time.perf_counter() - t)
+        time.sleep(0.5)  # let the server's preloading finish before the next stop
+    print(f"\nfirst call, no server yet ({runs} runs): `grader status` {statistics.median(first) * 1000:.0f} ms "
+          f"median (min {min(first) * 1000:.0f}); server listening {statistics.median(ready) * 1000:.0f} ms "
+          "after the call began")
 
 
 def latest_done(db: Path, participant: str) -> int:
@@ -119,6 +168,7 @@ def main() -> int:
     ap.add_argument("--importtime", nargs="?", const="status", default=None, metavar="COMMAND",
                     help="also show the 10 slowest imports (cumulative) of COMMAND (default: status)")
     ap.add_argument("--importtime-runs", type=int, default=5)
+    ap.add_argument("--cold", type=int, default=5, help="first calls timed with no server running")
     args = ap.parse_args()
 
     from fill_db import close_home, open_home
@@ -130,22 +180,28 @@ def main() -> int:
         env = embedded_env(home, args.participant, args.instructor)
         sid = latest_done(db, args.participant)
         grader = grader_argv()
-        commands = {
-            "python -c pass (floor)": [sys.executable, "-c", "pass"],
-            "libraries only (floor)": [sys.executable, "-c", LIBRARY_FLOOR],
+        reads = {
             "grader --help": [*grader, "--help"],
             "grader status": [*grader, "status"],
             f"grader show {sid}": [*grader, "show", str(sid)],
             f"grader leaderboard -e {args.exercise}": [*grader, "leaderboard", "-e", args.exercise],
             "grader exercises list": [*grader, "exercises", "list"],
         }
+        in_process = {**env, "GRADER_COMMAND_SERVER": "0"}
+        commands: dict[str, tuple[list[str], dict[str, str]]] = {
+            "python -c pass (floor)": ([sys.executable, "-c", "pass"], env),
+            "libraries only (floor)": ([sys.executable, "-c", LIBRARY_FLOOR], env),
+            **{name: (argv, env) for name, argv in reads.items()},
+            **{f"{name} (in-process)": (argv, in_process) for name, argv in reads.items()},
+        }
         load_before = os.getloadavg()
         print(f"{os.cpu_count()} cores, load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
               f"as {args.participant} ({'instructor' if args.instructor else 'participant'}), embedded mode")
-        for name, argv in commands.items():  # warm-up (page cache, .pyc) and a check that each one works
-            proc = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True)
+        for name, (argv, run_env) in commands.items():  # warm-up (page cache, .pyc), a check that each one works
+            proc = subprocess.run(argv, env=run_env, cwd=home, capture_output=True, text=True)
             if proc.returncode != 0:
                 sys.exit(f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        wait_for_server(home)
         times: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         names = list(commands)
@@ -153,7 +209,8 @@ def main() -> int:
             for name in names[r % len(names):] + names[:r % len(names)]:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t = time.perf_counter()
-                subprocess.run(commands[name], env=env, cwd=home, capture_output=True, check=True)
+                argv, run_env = commands[name]
+                subprocess.run(argv, env=run_env, cwd=home, capture_output=True, check=True)
                 times[name].append(time.perf_counter() - t)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this one child's CPU: less load-sensitive
                 cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -170,6 +227,8 @@ def main() -> int:
                 verdict = "" if name.endswith("(floor)") else ("yes" if med < TARGET_S else "NO")
                 print(f"{name:<{width}}  {med * 1000:6.0f}ms  {p90(t) * 1000:6.0f}ms  {min(t) * 1000:6.0f}ms  "
                       f"{statistics.median(cpu[name]) * 1000:6.0f}ms  {verdict}")
+        if args.cold:
+            cold(grader, env, home, args.cold)
         if args.importtime:
             argv = {"status": ["status"], "show": ["show", str(sid)], "help": ["--help"],
                     "leaderboard": ["leaderboard", "-e", args.exercise], "exercises": ["exercises", "list"]}.get(
@@ -183,6 +242,7 @@ def main() -> int:
             for name, cum, own in rows[:10]:
                 print(f"{cum:10.1f}  {own:7.1f}  {name}")
     finally:
+        stop_servers(str(runtime_dir(home)))
         close_home(home, keep=args.home is not None)
     return 0
 
