@@ -187,6 +187,9 @@ def test_only_read_commands_go_to_the_server(monkeypatch: pytest.MonkeyPatch) ->
     for argv in (["submit", "m.py", "-e", "mnist"], ["run", "m.py"], ["cancel", "3"], ["login"], ["serve"],
                  ["--install-completion"], ["--home", "/h"], ["wait", "3"]):
         assert not goes_to_server(argv), argv
+    monkeypatch.setenv("GRADER_COMMAND_SERVER", "off")
+    assert not goes_to_server(["status"])
+    monkeypatch.setenv("GRADER_COMMAND_SERVER", "1")
     monkeypatch.setenv("_GRADER_COMPLETE", "complete_bash")
     assert not goes_to_server(["status"])
 

@@ -25,11 +25,6 @@ HEADER = struct.Struct("!I")
 MAX_SOCKET_PATH = 108  # sun_path, with its terminating NUL
 
 
-def enabled(environ: os._Environ[str] | dict[str, str]) -> bool:
-    value = environ.get("GRADER_COMMAND_SERVER", "").strip().lower()
-    return value not in ("0", "off", "false", "no") and sys.platform.startswith("linux")
-
-
 def runtime_dir() -> str | None:
     """The user's private folder for the socket, or None when it is not safely private."""
     base = os.path.abspath(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")

@@ -1,5 +1,6 @@
 """The `grader` console script: read commands go to a warm command server when one is listening, everything
-else (and everything when none is) runs in this process. Standard library only until it runs the CLI here."""
+else (and everything when none is) runs in this process. Standard library only until it runs the CLI here,
+and a command that is not served imports nothing more than the argument check below."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import sys
 # Commands that only read and print: no prompt, no training, no terminal of their own, done in milliseconds.
 SERVED = frozenset({"status", "show", "history", "leaderboard", "exercises"})
 SERVED_ROOT: tuple[list[str], ...] = ([], ["--help"], ["-h"], ["--version"])
+OFF = ("0", "off", "false", "no")
 
 
 def served(argv: list[str]) -> bool:
+    """Whether `grader ARGV` may go to the command server (Linux only, GRADER_COMMAND_SERVER not off)."""
     from grader.cli.argv import requested
 
-    if "_GRADER_COMPLETE" in os.environ:
+    if "_GRADER_COMPLETE" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    if os.environ.get("GRADER_COMMAND_SERVER", "").strip().lower() in OFF:
         return False
     name = requested(argv)
     return name in SERVED if name is not None else argv in SERVED_ROOT
@@ -22,9 +27,9 @@ def served(argv: list[str]) -> bool:
 
 def main() -> None:
     argv = sys.argv[1:]
-    from grader.cli.command_client import enabled, run
+    if served(argv):
+        from grader.cli.command_client import run
 
-    if enabled(os.environ) and served(argv):
         try:
             code = run(argv)
         except KeyboardInterrupt:  # before the command started: nothing ran, nothing to undo
