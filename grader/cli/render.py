@@ -74,7 +74,17 @@ def _width() -> int | None:
     return int(cols) if cols.isdigit() and int(cols) > 20 else None
 
 
-console = Console(file=_SafeStream("stdout"), width=_width(), highlight=False)  # type: ignore[arg-type]
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """`grader leaderboard | head`: stop writing and end with 0, as main() does for a BrokenPipeError
+        (rich's own default ends with 1, which a `set -o pipefail` script reads as a failure)."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+        raise SystemExit(0)
+
+
+console = _StdoutConsole(file=_SafeStream("stdout"), width=_width(), highlight=False)  # type: ignore[arg-type]
 err_console = Console(file=_SafeStream("stderr"), stderr=True, highlight=False)  # type: ignore[arg-type]
 BOX = box.ROUNDED if _utf(sys.stdout) else box.ASCII
 
