@@ -17,6 +17,10 @@ import stat
 import struct
 import sys
 
+TYPE_CHECKING = False  # not typing's: importing typing would cost a served command about 6 ms
+if TYPE_CHECKING:
+    from typing import Any
+
 # Variables read while the server imports its libraries (interpreter, locale, Typer, pydantic): part of its key.
 IMPORT_TIME_PREFIXES = ("PYTHON", "LANG", "LC_", "TYPER_", "_TYPER_", "PYDANTIC_")
 STARTED_TIMEOUT_S = 5.0  # a warm server forks within milliseconds; a stuck one is bypassed, not waited on
@@ -151,12 +155,20 @@ def run(argv: list[str]) -> int | None:
             if started is None or not started.startswith("pid "):
                 return None  # refused or gone before forking: nothing ran
             pid = int(started.removeprefix("pid "))
-            _forward_signals_to(pid)  # before the go: from here on, Ctrl-C is the command's
-            sock.sendall(b"go\n")  # only now does the command start: a timeout above leaves nothing running
         except OSError:
             return None
+        previous = _forward_signals_to(pid)  # before the go: from here on, Ctrl-C is the command's
+        try:
+            sock.sendall(b"go\n")  # only now does the command start: a timeout above leaves nothing running
+        except OSError:
+            for signum, handler in previous.items():  # nothing started: this process runs the command
+                signal.signal(signum, handler)
+            return None
         sock.settimeout(None)
-        line = _read_line(sock, buffer)  # a forwarded signal does not interrupt the wait (PEP 475)
+        try:
+            line = _read_line(sock, buffer)  # a forwarded signal does not interrupt the wait (PEP 475)
+        except OSError:
+            line = None
     finally:
         sock.close()
     if line is None or not line.startswith("exit "):
@@ -165,12 +177,12 @@ def run(argv: list[str]) -> int | None:
     return int(line.removeprefix("exit "))
 
 
-def _forward_signals_to(pid: int) -> None:
-    """Pass on the signals a terminal sends to this process only (the command runs in the server's session)."""
+def _forward_signals_to(pid: int) -> dict[int, Any]:
+    """Pass on the signals a terminal sends to this process only (the command runs in the server's session);
+    the handlers they had."""
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
+    return {signum: signal.signal(signum, forward) for signum in FORWARDED}

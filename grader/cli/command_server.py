@@ -142,7 +142,10 @@ def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         conn.settimeout(GO_TIMEOUT_S)
-        if conn.recv(3) != b"go\n":
+        go = b""
+        while len(go) < 3 and (chunk := conn.recv(3 - len(go))):
+            go += chunk
+        if go != b"go\n":
             os._exit(1)  # the caller gave up before the start: it runs the command itself
         conn.settimeout(None)
         _become_caller(request, fds)
