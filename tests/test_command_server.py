@@ -124,12 +124,13 @@ def test_a_server_for_other_code_or_settings_is_never_asked(tmp_path: Path, monk
     os.utime(module, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert command_client.server_key(str(package)) != key  # an edited or upgraded grader
     changed = command_client.server_key(str(package))
-    monkeypatch.setenv("LANG", "C")
-    monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
-    assert command_client.server_key(str(package)) != changed  # read when the server started
     monkeypatch.setenv("GRADER_HOME", "/elsewhere")  # read by each command, not by the server
     monkeypatch.setenv("COLUMNS", "33")
-    assert command_client.server_key(str(package)) == command_client.server_key(str(package))
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "__all__")  # what grader.cli.app.main sets when unset
+    assert command_client.server_key(str(package)) == changed
+    monkeypatch.setenv("LANG", "C")  # read when the server started
+    monkeypatch.setenv("PYTHONIOENCODING", "latin-1")
+    assert command_client.server_key(str(package)) != changed
 
 
 def test_no_server_where_the_runtime_folder_is_not_private(env: dict[str, str]) -> None:
@@ -151,10 +152,11 @@ def test_the_server_stops_when_idle_and_takes_its_socket_along(env: dict[str, st
 
 
 def test_preloading_builds_no_console_and_loads_no_heavy_library() -> None:
-    """Consoles read COLUMNS, NO_COLOR and the terminal when built: a preloaded one would be the server's."""
+    """Consoles read COLUMNS, NO_COLOR and the terminal when built, typer.rich_utils FORCE_COLOR and
+    TERMINAL_WIDTH when imported: preloaded, they would be the server's."""
     code = ("import sys; from grader.cli.command_server import preload; preload(); "
-            "print(sorted(m for m in ('grader.cli.render', 'grader.cli.feedback', 'sqlalchemy', 'numpy', "
-            "'tensorflow', 'matplotlib') if m in sys.modules))")
+            "print(sorted(m for m in ('grader.cli.render', 'grader.cli.feedback', 'typer.rich_utils', 'sqlalchemy', "
+            "'numpy', 'tensorflow', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
     assert "grader.cli.app" in PRELOAD
@@ -217,3 +219,15 @@ def test_a_new_server_clears_away_dead_servers_files_only(env: dict[str, str]) -
         start(env)
         assert not any(path.exists() for path in dead)
         assert all(path.exists() for path in alive)
+
+
+def test_doctor_says_whether_a_server_answers_and_how_to_turn_it_off(env: dict[str, str]) -> None:
+    def line(run_env: dict[str, str]) -> str:
+        proc = run(["doctor", "--json"], run_env)
+        assert proc.returncode in (0, 1), proc.stderr  # 1: no filesystem view for jobs on this machine
+        return str(json.loads(proc.stdout)["command_server"])
+
+    assert line(env).startswith("not running")
+    path = start(env)
+    assert line(env) == f"listening at {path} (GRADER_COMMAND_SERVER=0 turns it off)"
+    assert line({**env, "GRADER_COMMAND_SERVER": "0"}) == "off (GRADER_COMMAND_SERVER)"

@@ -122,8 +122,8 @@ def cli_reference() -> str:
              "named after the interpreter, grader's files, the installed packages and the variables read at "
              "import, so an upgrade or an edit is never answered by old code. It holds about 50 MB of memory; "
              "if it cannot start, why is in the `.log` file beside its socket. A served command keeps the "
-             "server's resource limits (`ulimit`), not the caller's. Every other command runs in its own "
-             "process.", "",
+             "server's resource limits (`ulimit`), not the caller's. `grader doctor` says whether one is "
+             "listening and where. Every other command runs in its own process.", "",
              "| variable | effect |", "|---|---|",
              "| `GRADER_COMMAND_SERVER=0` | no server: every command runs in its own process |",
              "| `GRADER_COMMAND_SERVER_IDLE=S` | the server stops after S idle seconds (default 900) |", ""]

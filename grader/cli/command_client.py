@@ -70,7 +70,10 @@ def server_key(package: str = PACKAGE) -> str:
                     count += 1
                     newest = max(newest, entry.stat().st_mtime_ns)
     parts.append(f"{count}:{newest}")
-    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(IMPORT_TIME_PREFIXES))
+    # grader.cli.app.main and the server both default PYDANTIC_DISABLE_PLUGINS to __all__: unset is the same
+    # (and a command running in its own process, `grader doctor`, has set it by the time it asks).
+    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(IMPORT_TIME_PREFIXES)
+                    and (k, v) != ("PYDANTIC_DISABLE_PLUGINS", "__all__"))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 

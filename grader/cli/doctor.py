@@ -38,6 +38,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
     from rich.text import Text
 
     from grader.cli.doctor_report import DoctorReport, Layer
+    from grader.cli.launch import describe_command_server
     from grader.cli.render import Col, console, emit_json, fit
     from grader.datasets import dataset_status
     from grader.sandbox import detect_isolation
@@ -79,7 +80,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
         backend = f"unavailable: {exc}"
     report = DoctorReport(layers=layers, filesystem_view=view, permissions=perms, datasets=data,
                           course=str(s.resolved_course_dir), database=s.resolved_db_url, backend=backend,
-                          server=s.server, python=sys.executable)
+                          server=s.server, python=sys.executable, command_server=describe_command_server())
     if as_json:
         emit_json(report)
     else:
@@ -93,7 +94,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
         for problem in perms:
             console.print(Text("warning: ", style="yellow") + Text(problem))
         for label, value in (("course", report.course), ("database", report.database), ("backend", backend),
-                             ("python", sys.executable)):
+                             ("python", sys.executable), ("command server", report.command_server)):
             console.print(f"{label}: {value}", soft_wrap=True)
     if not view:
         raise typer.Exit(1)

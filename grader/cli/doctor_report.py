@@ -23,3 +23,4 @@ class DoctorReport(BaseModel):
     backend: str
     server: str | None
     python: str
+    command_server: str = Field(description="Whether read commands go to a per-user command server (docs/cli.md).")
