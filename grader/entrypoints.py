@@ -4,7 +4,8 @@
     python -m grader.job RUN_DIR              the job, started only by the supervisor, in the sandbox
     python -m grader.service.worker SETTINGS  the embedded mode's background loop (runs local jobs,
                                               reconciles every backend, ingests), handed resolved settings
-    python -P -m grader.cli.command_server SOCKET   a user's warm command server for read commands
+    python -P -m grader.cli.command_server SOCKET
+                                              a user's warm command server for read commands
                                               (-P: nothing importable from the folder it was started in)
 Modules refer to one another here by name only, so no import arrow runs against the layers.
 """
@@ -39,5 +40,5 @@ def worker_argv(settings_file: Path | str, python: str | None = None) -> list[st
     return module_argv(WORKER, str(settings_file), python=python)
 
 
-def command_server_argv(socket_path: str, python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-P", "-m", COMMAND_SERVER, socket_path]
+def command_server_argv(socket_path: str) -> list[str]:
+    return [sys.executable, "-P", "-m", COMMAND_SERVER, socket_path]

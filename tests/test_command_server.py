@@ -84,6 +84,19 @@ def test_served_commands_print_and_exit_as_in_process(env: dict[str, str], tmp_p
     assert served(["show", "999999"], env).returncode == 7  # not found, as documented in docs/cli.md
 
 
+@pytest.mark.parametrize("server", ["1", "0"])
+def test_a_closed_pipe_ends_a_read_command_quietly_with_0(env: dict[str, str], server: str) -> None:
+    """`grader leaderboard | head`: the reader is gone before the table is written; served or in-process."""
+    if server == "1":
+        start(env)
+    proc = subprocess.Popen([*GRADER, "leaderboard", "-e", "mnist"], env={**env, "GRADER_COMMAND_SERVER": server},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the process has imported enough to print
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+
+
 def test_each_command_gets_the_callers_environment_folder_and_umask(env: dict[str, str], tmp_path: Path) -> None:
     start(env)
     wide, narrow = served(["status", "--all"], {**env, "COLUMNS": "200"}), served(["status", "--all"], env)

@@ -84,6 +84,23 @@ def socket_path() -> str | None:
     return None if path is None or len(os.fsencode(path)) >= MAX_SOCKET_PATH else path
 
 
+def describe() -> str:
+    """One line for `grader doctor`: where this user's server listens, or why none is used."""
+    folder = runtime_dir()
+    if folder is None:
+        return "not used: the runtime folder ($XDG_RUNTIME_DIR or /tmp)/grader-UID is not private to this user"
+    path = socket_path()
+    if path is None:
+        return "not used: the runtime folder's path is too long for a socket"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return f"not running (the next read command starts one at {path})"
+    return f"listening at {path} (GRADER_COMMAND_SERVER=0 turns it off)"
+
+
 def stop_servers(base: str) -> int:
     """Stop this user's command servers under the runtime folder `base` (their lock files name them): the
     test suite and the benchmarks start their own and stop them when done. How many were asked to stop."""

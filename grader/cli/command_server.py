@@ -32,17 +32,17 @@ import types
 from pathlib import Path
 from typing import Any
 
+from grader.cli.command_client import HEADER  # the request's length prefix, as the client writes it
+
 DEFAULT_IDLE_S = 900.0
 GO_TIMEOUT_S = 5.0
-HEADER = struct.Struct("!I")
 MAX_REQUEST = 4 * 1024 * 1024
-# What the served read commands import before their first line of output, except grader.cli.render and the
-# modules that import it at their top (grader.cli.feedback): tests/test_command_server.py checks that.
-PRELOAD = ("typer", "typer.main", "typer.core", "typer._adapters", "typer._coercion", "pydantic", "rich.console",
-           "rich.table", "rich.text", "rich.markup", "sqlite3", "json", "tomllib",
-           "grader.cli.app", "grader.settings", "grader.client.local", "grader.service.context",
-           "grader.service.submissions", "grader.service.board", "grader.service.detail", "grader.service.exercises",
-           "grader.db.reads", "grader.results", "grader.specs.catalog", "grader.client.remote")
+# What the served read commands import before their first line of output (with what these import: Typer,
+# pydantic, its schema machinery through the models these modules define, rich, sqlite3), except grader.cli.render
+# and the modules that import it at their top (grader.cli.feedback): tests/test_command_server.py checks that.
+PRELOAD = ("typer._adapters", "rich.console", "rich.table", "grader.cli.app", "grader.client.local",
+           "grader.client.remote", "grader.service.submissions", "grader.service.board", "grader.service.detail",
+           "grader.service.exercises", "grader.specs.catalog")
 
 
 def idle_seconds() -> float:
@@ -53,17 +53,9 @@ def idle_seconds() -> float:
 
 
 def preload() -> None:
-    """Import what commands need, and build one pydantic model so that its schema machinery is loaded too."""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as grader.cli.app.main sets it
     for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    from pydantic import BaseModel
-
-    class _Warm(BaseModel):
-        x: int = 0
-
-    _Warm(x=1)
+        importlib.import_module(name)
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -128,15 +120,12 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-_held: list[Any] = []  # the server's lock file, closed in each child so that a child never keeps it
-
-
-def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-    """Run one command as the caller; never returns."""
+def _child(server_files: tuple[Any, ...], conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """Run one command as the caller; never returns. `server_files` (the listener, the lock) are closed first,
+    so that a child never keeps the server's socket or lock."""
     code = 1
     try:
-        listener.close()
-        for held in _held:
+        for held in server_files:
             held.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -173,14 +162,14 @@ def _child(listener: socket.socket, conn: socket.socket, request: dict[str, Any]
         os._exit(code & 0xFF)
 
 
-def _serve_one(listener: socket.socket, conn: socket.socket) -> None:
+def _serve_one(server_files: tuple[Any, ...], conn: socket.socket) -> None:
     if _peer_uid(conn) != os.getuid():
         return
     conn.settimeout(GO_TIMEOUT_S)
     request, fds = _receive(conn)
     pid = os.fork()
     if pid == 0:
-        _child(listener, conn, request, fds)
+        _child(server_files, conn, request, fds)
     for fd in fds:
         os.close(fd)
     conn.sendall(f"pid {pid}\n".encode())
@@ -209,7 +198,6 @@ def serve(path: Path) -> None:
     lock.truncate(0)
     lock.write(f"{os.getpid()}\n")
     lock.flush()
-    _held.append(lock)
     _remove_dead_servers(path.parent, keep=path.stem)
     preload()
     os.chdir("/")  # hold no caller's folder (each command changes to its own)
@@ -228,7 +216,7 @@ def serve(path: Path) -> None:
             except TimeoutError:
                 break
             with conn, contextlib.suppress(OSError, ValueError):
-                _serve_one(listener, conn)
+                _serve_one((listener, lock), conn)
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

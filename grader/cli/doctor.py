@@ -33,12 +33,20 @@ def _perm_problems(home: Path, db_url: str) -> list[str]:
     return problems
 
 
+def _command_server() -> str:
+    from grader.cli import command_client
+    from grader.cli.launch import server_wanted
+
+    if not server_wanted():
+        return "off (GRADER_COMMAND_SERVER)" if sys.platform.startswith("linux") else "not used (Linux only)"
+    return command_client.describe()
+
+
 def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Report the sandbox layers, datasets, database and backend in use (exit 1 if jobs would run unisolated)."""
     from rich.text import Text
 
     from grader.cli.doctor_report import DoctorReport, Layer
-    from grader.cli.launch import describe_command_server
     from grader.cli.render import Col, console, emit_json, fit
     from grader.datasets import dataset_status
     from grader.sandbox import detect_isolation
@@ -80,7 +88,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
         backend = f"unavailable: {exc}"
     report = DoctorReport(layers=layers, filesystem_view=view, permissions=perms, datasets=data,
                           course=str(s.resolved_course_dir), database=s.resolved_db_url, backend=backend,
-                          server=s.server, python=sys.executable, command_server=describe_command_server())
+                          server=s.server, python=sys.executable, command_server=_command_server())
     if as_json:
         emit_json(report)
     else:

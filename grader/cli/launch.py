@@ -13,38 +13,19 @@ SERVED_ROOT: tuple[list[str], ...] = ([], ["--help"], ["-h"], ["--version"])
 OFF = ("0", "off", "false", "no")
 
 
+def server_wanted() -> bool:
+    """Linux (descriptors passed over a Unix socket, SO_PEERCRED), and GRADER_COMMAND_SERVER not off."""
+    return sys.platform.startswith("linux") and os.environ.get("GRADER_COMMAND_SERVER", "").strip().lower() not in OFF
+
+
 def served(argv: list[str]) -> bool:
-    """Whether `grader ARGV` may go to the command server (Linux only, GRADER_COMMAND_SERVER not off)."""
+    """Whether `grader ARGV` may go to the command server."""
     from grader.cli.argv import requested
 
-    if "_GRADER_COMPLETE" in os.environ or not sys.platform.startswith("linux"):
-        return False
-    if os.environ.get("GRADER_COMMAND_SERVER", "").strip().lower() in OFF:
+    if "_GRADER_COMPLETE" in os.environ or not server_wanted():
         return False
     name = requested(argv)
     return name in SERVED if name is not None else argv in SERVED_ROOT
-
-
-def describe_command_server() -> str:
-    """One line for `grader doctor`: whether read commands here go to a command server, and where it listens."""
-    import socket
-
-    from grader.cli.command_client import runtime_dir, socket_path
-
-    if not served(["status"]):
-        return "off (GRADER_COMMAND_SERVER)" if sys.platform.startswith("linux") else "not used (Linux only)"
-    if runtime_dir() is None:
-        return "not used: the runtime folder ($XDG_RUNTIME_DIR or /tmp)/grader-UID is not private to this user"
-    path = socket_path()
-    if path is None:
-        return "not used: the runtime folder's path is too long for a socket"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except OSError:
-            return f"not running (the next read command starts one at {path})"
-    return f"listening at {path} (GRADER_COMMAND_SERVER=0 turns it off)"
 
 
 def main() -> None:

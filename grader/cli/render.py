@@ -76,12 +76,12 @@ def _width() -> int | None:
 
 class _StdoutConsole(Console):
     def on_broken_pipe(self) -> None:
-        """`grader leaderboard | head`: stop writing and end with 0, as main() does for a BrokenPipeError
-        (rich's own default ends with 1, which a `set -o pipefail` script reads as a failure)."""
-        self.quiet = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
-        raise SystemExit(0)
+        """`grader leaderboard | head`: rich's own handling (quiet, stdout onto /dev/null), but ending with 0 as
+        main() does for a BrokenPipeError; rich ends with 1, which a `set -o pipefail` script reads as a failure."""
+        try:
+            super().on_broken_pipe()
+        except SystemExit:
+            raise SystemExit(0) from None
 
 
 console = _StdoutConsole(file=_SafeStream("stdout"), width=_width(), highlight=False)  # type: ignore[arg-type]
